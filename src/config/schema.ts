@@ -18,7 +18,16 @@ function duration(def: string, description: string) {
   return z
     .string()
     .regex(/^\s*\d+(ms|s|m|h|d)\s*$/, `expected ${DURATION_HELP}`)
-    .transform((s) => parseDuration(s) as number)
+    // The regex admits digit strings too large for a safe integer of ms; those
+    // must fail here rather than become `undefined` in the frozen config.
+    .transform((s, ctx) => {
+      const ms = parseDuration(s);
+      if (ms === undefined) {
+        ctx.issues.push({ code: 'custom', message: 'duration is too large', input: s });
+        return z.NEVER;
+      }
+      return ms;
+    })
     .prefault(def)
     .describe(`${description} (${DURATION_HELP}; default ${def})`);
 }
@@ -30,7 +39,7 @@ const file = z.string().min(1).describe('file path; relative paths resolve again
 const listenSchema = z
   .strictObject({
     host: host.default('127.0.0.1').describe('address the mTLS listener binds to'),
-    port: port.default(8443),
+    port: port.default(8443).describe('port the mTLS listener binds to (0 picks a free port)'),
     maxHeaderBytes: z.number().int().min(1024).max(1_048_576).default(16_384).describe('largest request head (request line + headers) accepted; larger gets 431'),
     maxHeaders: z.number().int().min(8).max(2000).default(100).describe('most request header fields accepted; more gets 431'),
     maxBodyBytes: z.number().int().min(0).default(1_073_741_824).describe('largest request body accepted; larger gets 413'),
@@ -44,7 +53,7 @@ const listenSchema = z
 const adminSchema = z
   .strictObject({
     host: host.default('127.0.0.1').describe('admin listener address (loopback by default)'),
-    port: port.default(9901),
+    port: port.default(9901).describe('admin listener port (0 picks a free port)'),
     token: z.string().optional().describe('bearer token for /api and /ui; use ${ENV} or tokenFile'),
     tokenFile: file.optional().describe('file holding the admin token'),
   })
@@ -59,10 +68,10 @@ const upstreamSchema = z
     connections: z.number().int().min(1).max(10_000).default(256).describe('upstream connection pool size'),
     tls: z
       .strictObject({
-        ca: file.optional(),
-        cert: file.optional(),
-        key: file.optional(),
-        serverName: z.string().optional(),
+        ca: file.optional().describe('CA bundle the upstream server certificate must chain to (PEM)'),
+        cert: file.optional().describe('client certificate meshgate presents to the upstream (PEM)'),
+        key: file.optional().describe('private key of that client certificate (PEM)'),
+        serverName: z.string().optional().describe('TLS server name (SNI) sent to and verified against the upstream'),
       })
       .optional()
       .describe('mTLS to the upstream (when url is https)'),
@@ -77,7 +86,7 @@ const tlsSchema = z
     crl: z.union([file, z.array(file)]).optional().describe('certificate revocation list file(s) (PEM)'),
     mode: z.enum(['strict', 'permissive']).default('strict').describe('strict: client certificate required; permissive: optional'),
     trustDomains: z.array(z.string().regex(/^[a-z0-9._-]+$/, 'trust domain: lowercase letters, digits, ".", "_" and "-"')).min(1).describe('SPIFFE trust domains accepted'),
-    minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+    minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2').describe('lowest TLS version accepted'),
     watch: z.boolean().default(true).describe('re-read cert/key/CA/CRL files when they change'),
     forwardClientCert: z.enum(['sanitize_set', 'sanitize']).default('sanitize_set').describe('Envoy-style XFCC handling: set XFCC upstream, or only strip it'),
   })
@@ -103,13 +112,13 @@ const issuerSchema = z
   });
 
 const tokenLocation = z.union([
-  z.strictObject({ header: z.string().min(1), scheme: z.string().optional().describe('e.g. Bearer; omit for the raw header value') }),
-  z.strictObject({ cookie: z.string().min(1) }),
-]);
+  z.strictObject({ header: z.string().min(1).describe('header name'), scheme: z.string().optional().describe('e.g. Bearer; omit for the raw header value') }),
+  z.strictObject({ cookie: z.string().min(1).describe('cookie name') }),
+]).describe('a header (with optional auth scheme) or a cookie');
 
 const jwtSchema = z
   .strictObject({
-    issuers: z.array(issuerSchema).min(1),
+    issuers: z.array(issuerSchema).min(1).describe('trusted token issuers; a token is verified against the one whose issuer equals its `iss`'),
     clockSkew: duration('30s', 'tolerance for exp/nbf/iat').refine((ms) => ms <= 300_000, 'clockSkew must be at most 5m'),
     locations: z.array(tokenLocation).min(1).default([{ header: 'authorization', scheme: 'Bearer' }]).describe('where tokens are read from, in order'),
     cacheEntries: z.number().int().min(0).default(10_000).describe('verified-token cache size (0 disables)'),
@@ -130,11 +139,12 @@ const routeSchema = z
     name: z.string().regex(/^[A-Za-z0-9_.-]+$/).optional().describe('route name used in metrics and audit (default route-<index>)'),
     match: z
       .strictObject({
-        pathPrefix: z.string().startsWith('/').optional(),
-        path: z.string().startsWith('/').optional(),
-        methods: z.array(z.string().regex(/^[A-Z]+$/, 'methods are upper-case tokens')).min(1).optional(),
+        pathPrefix: z.string().startsWith('/').optional().describe('matches the canonical path by prefix'),
+        path: z.string().startsWith('/').optional().describe('matches exactly this canonical path'),
+        methods: z.array(z.string().regex(/^[A-Z]+$/, 'methods are upper-case tokens')).min(1).optional().describe('upper-case methods this route matches (default: any)'),
       })
-      .refine((m) => (m.pathPrefix === undefined) !== (m.path === undefined), { message: 'exactly one of pathPrefix or path is required' }),
+      .refine((m) => (m.pathPrefix === undefined) !== (m.path === undefined), { message: 'exactly one of pathPrefix or path is required' })
+      .describe('which requests the route takes: exactly one of pathPrefix or path'),
     auth: z.enum(['none', 'mtls', 'jwt', 'mtls+jwt']).describe('authentication this route requires'),
     requireBoundToken: z.boolean().default(false).describe('RFC 8705: the token must carry cnf["x5t#S256"] equal to the peer certificate'),
   });
@@ -151,9 +161,10 @@ const auditSchema = z
 
 const logSchema = z
   .strictObject({
-    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('lowest level written'),
   })
-  .prefault({});
+  .prefault({})
+  .describe('Structured JSON logs (pino)');
 
 export const configSchema = z
   .strictObject({
@@ -171,7 +182,8 @@ export const configSchema = z
         trustedForwarders: z.array(z.string().startsWith('spiffe://')).default([]).describe('peers whose x-forwarded-* headers are kept; all others are stripped'),
         encodedSlash: z.enum(['reject', 'keep']).default('reject').describe('%2F / %5C in paths: reject (400) or keep encoded'),
       })
-      .prefault({}),
+      .prefault({})
+      .describe('Request header and path hygiene'),
   })
   .describe('meshgate configuration');
 
