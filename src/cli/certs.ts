@@ -13,7 +13,7 @@ import {
 import { issueCert } from '../pki/issue-cert.ts';
 import { InvalidCrlError } from '../pki/parse-crl.ts';
 import { revokeSerial } from '../pki/revoke-serial.ts';
-import { parseSpiffeId, trustDomainError } from '../pki/spiffe-id.ts';
+import { parseSpiffeId, trustDomainError } from '../core/spiffe-id.ts';
 import { writeFileAtomic } from '../pki/write-file-atomic.ts';
 import { EXIT_OK, EXIT_USAGE, UsageError, type CliIO, type Command } from './command.ts';
 

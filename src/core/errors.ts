@@ -81,6 +81,7 @@ export const Errors = Object.freeze({
   // --- gateway (MG_ERR_GW_*) ---
   GW_INTERNAL: spec('MG_ERR_GW_INTERNAL', 500, 'internal_error', 'Internal error'),
   GW_SHUTTING_DOWN: spec('MG_ERR_GW_SHUTTING_DOWN', 503, 'shutting_down', 'Gateway is shutting down'),
+  GW_CLIENT_CLOSED: spec('MG_ERR_GW_CLIENT_CLOSED', 499, 'client_closed_request', 'Client closed the connection before the response completed'),
 } satisfies Record<string, ErrorSpec>);
 
 export type ErrorName = keyof typeof Errors;

@@ -5,7 +5,7 @@ import { createPrivateKey } from 'node:crypto';
 import forge from 'node-forge';
 import { generateRsaKey, rsaKeyFromPem, signCertificate, wholeSeconds } from './forge-cert.ts';
 import { randomSerialHex } from './serial-number.ts';
-import { trustDomainError } from './spiffe-id.ts';
+import { trustDomainError } from '../core/spiffe-id.ts';
 
 /** A certificate and its private key, both PEM (the key PKCS#8). */
 export interface CertifiedKey {

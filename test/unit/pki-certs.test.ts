@@ -4,7 +4,7 @@ import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { createCa } from '../../src/pki/create-ca.ts';
 import { issueCert } from '../../src/pki/issue-cert.ts';
 import { normalizeSerialHex, randomSerialHex } from '../../src/pki/serial-number.ts';
-import { parseSpiffeId, trustDomainError } from '../../src/pki/spiffe-id.ts';
+import { parseSpiffeId, trustDomainError } from '../../src/core/spiffe-id.ts';
 
 const now = new Date();
 const ca = createCa({ commonName: 'test CA', trustDomain: 'mesh.local', days: 30, now });

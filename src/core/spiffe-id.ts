@@ -1,7 +1,7 @@
 /**
  * SPIFFE ID syntax (SPIFFE-ID spec §2): `spiffe://<trust-domain>/<path>`.
- * Used by the dev PKI so that it never issues a certificate the gateway
- * would refuse for a malformed identity.
+ * One parser for the gateway (peer certificates, src/tls/peer.ts) and the dev
+ * PKI, so that the PKI never issues a certificate the gateway would refuse.
  */
 
 const SCHEME = 'spiffe://';

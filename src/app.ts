@@ -1,0 +1,167 @@
+/**
+ * Composition root: the only module that knows every feature folder. It
+ * builds the components from a validated Config, wires them into the
+ * pipeline and the listeners, and owns start-up and graceful shutdown.
+ */
+import { X509Certificate } from 'node:crypto';
+import { once } from 'node:events';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Metrics } from './admin/metrics.ts';
+import { createAdminServer, readiness, type Readiness } from './admin/server.ts';
+import { AuditWriter } from './audit/writer.ts';
+import { createPolicyStore } from './authz/policy-store.ts';
+import type { Config } from './config/schema.ts';
+import type { Logger } from './core/log.ts';
+import type { ComponentStatus } from './core/status.ts';
+import { JwtVerifier } from './jwt/verifier.ts';
+import { Upstream } from './proxy/forward.ts';
+import { createPipeline } from './proxy/pipeline.ts';
+import { createListener } from './proxy/server.ts';
+import { compileRoutes } from './routes/table.ts';
+import { TlsMaterialStore } from './tls/material.ts';
+import { parseSubjectAltName } from './tls/peer.ts';
+
+export interface GatewayOptions {
+  readonly log: Logger;
+  /** Register default process metrics (off in tests that start many gateways). */
+  readonly processMetrics?: boolean;
+}
+
+function gatewayIdentity(certPem: string | Buffer | undefined): string | undefined {
+  if (!certPem) return undefined;
+  try {
+    const san = new X509Certificate(certPem).subjectAltName;
+    return san ? parseSubjectAltName(san)?.find((s) => s.type === 'URI' && s.value.startsWith('spiffe://'))?.value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export class Gateway {
+  readonly config: Config;
+  readonly metrics: Metrics;
+  readonly #log: Logger;
+  readonly #listener: Server;
+  readonly #admin: Server;
+  readonly #closers: (() => Promise<void> | void)[];
+  readonly #inflight: { count: number };
+  readonly #components: () => ComponentStatus[];
+  readonly #lifecycle: { draining: boolean };
+  #stopping: Promise<void> | undefined;
+
+  private constructor(cfg: Config, log: Logger, parts: {
+    listener: Server; admin: Server; metrics: Metrics; closers: (() => Promise<void> | void)[];
+    inflight: { count: number }; components: () => ComponentStatus[]; lifecycle: { draining: boolean };
+  }) {
+    this.config = cfg;
+    this.#log = log;
+    this.#listener = parts.listener;
+    this.#admin = parts.admin;
+    this.metrics = parts.metrics;
+    this.#closers = parts.closers;
+    this.#inflight = parts.inflight;
+    this.#components = parts.components;
+    this.#lifecycle = parts.lifecycle;
+  }
+
+  /** Builds every component (failing closed on any broken input) and starts listening. */
+  static async start(cfg: Config, opts: GatewayOptions): Promise<Gateway> {
+    const log = opts.log;
+    const closers: (() => Promise<void> | void)[] = [];
+    try {
+      const material = await TlsMaterialStore.open(cfg.tls, log);
+      closers.push(() => material.close());
+      const policy = await createPolicyStore({
+        modelPath: cfg.authz.model, policyPath: cfg.authz.policy,
+        decisionCacheEntries: cfg.authz.decisionCacheEntries, watch: true, logger: log,
+      });
+      closers.push(() => policy.close());
+      const jwt = cfg.jwt ? await JwtVerifier.create(cfg.jwt, { logger: log }) : undefined;
+      if (jwt) closers.push(() => jwt.close());
+      const audit = new AuditWriter(cfg.audit, { logger: log });
+      await audit.open();
+      const upstream = new Upstream(cfg.upstream, cfg.listen.maxBodyBytes);
+      const routes = compileRoutes(cfg.routes);
+      const inflight = { count: 0 };
+      const components = (): ComponentStatus[] => [material.status(), policy.status(), ...(jwt ? jwt.status() : [])];
+      const metrics = new Metrics({
+        components,
+        audit: () => audit.stats(),
+        inflight: () => inflight.count,
+        certNotAfter: () => material.current.notAfter,
+      }, opts.processMetrics ?? true);
+      const admit = createPipeline({
+        routes: () => routes,
+        authorizer: () => policy.current(),
+        jwt,
+        trustedForwarders: new Set(cfg.headers.trustedForwarders),
+        encodedSlash: cfg.headers.encodedSlash,
+        maxHeaders: cfg.listen.maxHeaders,
+        maxBodyBytes: cfg.listen.maxBodyBytes,
+        forwardClaims: cfg.jwt?.forwardClaims ?? [],
+        setClientCertHeader: cfg.tls.forwardClientCert === 'sanitize_set',
+        gatewayId: gatewayIdentity(material.current.options.cert as Buffer | undefined),
+      });
+      const listener = createListener(cfg, {
+        admit, upstream, audit, metrics, log, inflight, material,
+        trustDomains: new Set(cfg.tls.trustDomains),
+        onHandshakeFailure: (reason) => metrics.handshakeFailure(reason),
+      });
+      const lifecycle = { draining: false };
+      const admin = createAdminServer({
+        metrics, components,
+        listening: () => listener.listening,
+        draining: () => lifecycle.draining,
+      });
+      listener.listen(cfg.listen.port, cfg.listen.host);
+      admin.listen(cfg.admin.port, cfg.admin.host);
+      await Promise.all([once(listener, 'listening'), once(admin, 'listening')]);
+      // Shutdown order: stop the watchers, then let the upstream pool and the audit writer drain last.
+      closers.push(() => upstream.close(), () => audit.close());
+      const gw = new Gateway(cfg, log, { listener, admin, metrics, closers, inflight, components, lifecycle });
+      log.info({ listen: gw.address, admin: gw.adminAddress, upstream: cfg.upstream.url, tlsMode: cfg.tls.mode }, 'meshgate listening');
+      return gw;
+    } catch (e) {
+      for (const c of closers.reverse()) { try { await c(); } catch { /* best effort */ } }
+      throw e;
+    }
+  }
+
+  get address(): { host: string; port: number } {
+    const a = this.#listener.address() as AddressInfo;
+    return { host: a.address, port: a.port };
+  }
+
+  get adminAddress(): { host: string; port: number } {
+    const a = this.#admin.address() as AddressInfo;
+    return { host: a.address, port: a.port };
+  }
+
+  readiness(): Readiness {
+    return readiness({ metrics: this.metrics, components: this.#components, listening: () => this.#listener.listening, draining: () => this.#lifecycle.draining });
+  }
+
+  /**
+   * Graceful shutdown: report not-ready, stop accepting, let in-flight
+   * requests finish (up to listen.drainTimeout), then flush the audit log.
+   */
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      this.#lifecycle.draining = true;
+      const closed = new Promise<void>((resolve) => this.#listener.close(() => resolve()));
+      this.#listener.closeIdleConnections();
+      const deadline = Date.now() + this.config.listen.drainTimeout;
+      while (this.#inflight.count > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      if (this.#inflight.count > 0) this.#log.warn({ inflight: this.#inflight.count }, 'drain timeout: closing remaining connections');
+      this.#listener.closeAllConnections();
+      await closed;
+      for (const c of this.#closers.reverse()) {
+        try { await c(); } catch (e) { this.#log.error({ err: e }, 'error during shutdown'); }
+      }
+      await new Promise<void>((resolve) => { this.#admin.close(() => resolve()); this.#admin.closeAllConnections(); });
+      this.#log.info('meshgate stopped');
+    })();
+    return this.#stopping;
+  }
+}

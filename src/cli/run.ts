@@ -1,0 +1,52 @@
+/** `meshgate run -c meshgate.yaml` — run the sidecar until SIGTERM/SIGINT, then drain. */
+import { parseArgs } from 'node:util';
+import { resolve } from 'node:path';
+import { Gateway } from '../app.ts';
+import { ConfigError, loadConfig } from '../config/load.ts';
+import { createLogger } from '../core/log.ts';
+import { EXIT_OK, EXIT_USAGE, UsageError, type CliIO, type Command } from './command.ts';
+
+export const runCommand: Command = {
+  name: 'run',
+  summary: 'run the sidecar',
+  help: `Usage: meshgate run -c FILE [--log-level LEVEL]
+
+Starts meshgate with the configuration in FILE (YAML; see docs/configuration.md).
+The configuration is validated first: every error is printed with its path and
+the command exits 2. SIGTERM or SIGINT drains in-flight requests and exits 0.
+
+Options:
+  -c, --config FILE     configuration file (required)
+      --log-level LEVEL override log.level (fatal|error|warn|info|debug|trace|silent)
+  -h, --help            show this help
+`,
+  async run(argv: string[], io: CliIO): Promise<number> {
+    const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, 'log-level': { type: 'string' } }, strict: true });
+    if (!values.config) throw new UsageError('missing -c FILE');
+    let cfg;
+    try {
+      cfg = await loadConfig(resolve(io.cwd, values.config), io.env);
+    } catch (e) {
+      if (e instanceof ConfigError) { io.stderr.write(`${e.message}\n`); return EXIT_USAGE; }
+      throw e;
+    }
+    const log = createLogger(values['log-level'] ?? cfg.log.level);
+    let gw: Gateway;
+    try {
+      gw = await Gateway.start(cfg, { log });
+    } catch (e) {
+      log.fatal({ err: e }, 'meshgate could not start');
+      io.stderr.write(`meshgate: cannot start: ${(e as Error).message}\n`);
+      return EXIT_USAGE;
+    }
+    await new Promise<void>((resolveStop) => {
+      const stop = (signal: string): void => {
+        log.info({ signal }, 'shutting down');
+        void gw.stop().then(resolveStop);
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+    return EXIT_OK;
+  },
+};

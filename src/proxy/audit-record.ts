@@ -1,0 +1,79 @@
+/**
+ * Builds the audit event for a finished request or refused handshake from
+ * the typed request state. The only place that decides what is recorded: a
+ * token's hash and `jti`, never the token; the canonical path, and the raw
+ * one only when it differs.
+ */
+import type { AuditEvent } from '../audit/event.ts';
+import { REASON_ALLOWED, type MeshgateError } from '../core/errors.ts';
+import type { RequestState } from './state.ts';
+
+const MAX_RAW_PATH = 2048;
+
+function rawPathOf(state: RequestState): string | null {
+  const raw = state.input.rawTarget;
+  const q = raw.indexOf('?');
+  const rawPath = q === -1 ? raw : raw.slice(0, q);
+  return rawPath === state.path ? null : rawPath.slice(0, MAX_RAW_PATH);
+}
+
+export function requestAuditEvent(state: RequestState): AuditEvent {
+  const err = state.error;
+  const p = state.principal;
+  const allowed = err === undefined && state.decision?.allowed === true;
+  return {
+    v: 1,
+    type: 'request',
+    id: state.id,
+    time: new Date(state.startedAt).toISOString(),
+    requestId: state.id,
+    source: state.input.source,
+    peer: state.peer ? { spiffeId: state.peer.spiffeId, fingerprint: state.peer.fingerprint256 }
+      : state.peerFingerprint ? { spiffeId: '', fingerprint: state.peerFingerprint } : null,
+    principal: p ? { iss: p.iss, sub: p.sub } : null,
+    jti: p?.jti ?? null,
+    tokenHash: p?.tokenHash ?? null,
+    method: state.input.method,
+    path: state.path ?? null,
+    rawPath: rawPathOf(state),
+    route: state.route?.name ?? null,
+    decision: allowed ? 'allow' : 'deny',
+    reason: err ? err.reason : allowed ? REASON_ALLOWED : (state.decision?.reason ?? 'internal_error'),
+    rule: state.decision?.matchedRule ?? null,
+    policyVersion: state.decision?.policyVersion ?? null,
+    status: state.status,
+    bytesIn: state.bytesIn,
+    bytesOut: state.bytesOut,
+    latencyMs: Math.round(state.elapsedMs() * 1000) / 1000,
+    shadow: null,
+  };
+}
+
+export function handshakeAuditEvent(id: string, source: { ip: string; port: number }, err: MeshgateError, fingerprint: string | undefined, tlsCode: string): AuditEvent {
+  return {
+    v: 1,
+    type: 'tls_handshake',
+    id,
+    time: new Date().toISOString(),
+    requestId: id,
+    source,
+    peer: fingerprint ? { spiffeId: '', fingerprint } : null,
+    principal: null,
+    jti: null,
+    tokenHash: null,
+    method: null,
+    path: null,
+    rawPath: null,
+    route: null,
+    decision: 'deny',
+    reason: err.reason,
+    rule: null,
+    policyVersion: null,
+    status: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    latencyMs: 0,
+    shadow: null,
+    tls: { error: tlsCode },
+  };
+}

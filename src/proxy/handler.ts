@@ -1,0 +1,89 @@
+/**
+ * The HTTP front end: turns a Node request into a RequestInput, runs the
+ * pipeline, forwards, and — whatever happened — records exactly one audit
+ * event and one metric after the response.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import type { AuditEvent } from '../audit/event.ts';
+import { newEventId } from '../audit/event.ts';
+import type { Logger } from '../core/log.ts';
+import { Errors, MeshgateError } from '../core/errors.ts';
+import { socketPeer } from '../tls/peer.ts';
+import { requestAuditEvent } from './audit-record.ts';
+import type { Upstream } from './forward.ts';
+import { sendProblem, toMeshgateError } from './reply.ts';
+import { RequestState, type RequestInput } from './state.ts';
+
+export interface AuditSink {
+  append(event: AuditEvent): void;
+}
+
+export interface RequestObserver {
+  request(route: string, decision: string, reason: string, status: number, seconds: number): void;
+}
+
+export interface HandlerDeps {
+  readonly admit: (state: RequestState) => Promise<void>;
+  readonly upstream: Upstream;
+  readonly audit: AuditSink;
+  readonly metrics: RequestObserver;
+  readonly log: Logger;
+  readonly trustDomains: ReadonlySet<string>;
+  readonly inflight: { count: number };
+}
+
+export function requestInput(req: IncomingMessage, trustDomains: ReadonlySet<string>, websocket: boolean): RequestInput {
+  const socket = req.socket as TLSSocket;
+  return {
+    method: req.method ?? 'GET',
+    rawTarget: req.url ?? '',
+    headers: req.headers,
+    headerCount: req.rawHeaders.length >>> 1,
+    peer: socketPeer(socket, trustDomains),
+    source: { ip: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 },
+    websocket,
+  };
+}
+
+/** Records the request's audit event and metrics; never throws. */
+export function finishRequest(deps: Pick<HandlerDeps, 'audit' | 'metrics' | 'log'>, state: RequestState): void {
+  try {
+    const event = requestAuditEvent(state);
+    deps.audit.append(event);
+    deps.metrics.request(event.route ?? '', event.decision, event.reason, event.status, event.latencyMs / 1000);
+  } catch (e) {
+    deps.log.error({ err: e, requestId: state.id }, 'failed to record audit event');
+  }
+}
+
+export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  const { log } = deps;
+  return (req, res) => {
+    const state = new RequestState(newEventId(), requestInput(req, deps.trustDomains, false), Date.now(), process.hrtime.bigint());
+    deps.inflight.count++;
+    const fail = (e: unknown): void => {
+      const err = toMeshgateError(e);
+      state.error = err;
+      if (err.status >= 500 && err.cause !== undefined) log.warn({ requestId: state.id, code: err.code, err: err.cause }, 'request failed');
+      if (res.headersSent || res.destroyed) {
+        if (err.reason === Errors.GW_CLIENT_CLOSED.reason) state.status = 499;
+        res.destroy();
+        return;
+      }
+      if (err.reason === Errors.GW_CLIENT_CLOSED.reason) { state.status = 499; return; }
+      // A refused request whose body was never read: close rather than drain
+      // an arbitrarily large body just to keep the connection alive.
+      state.status = err.status === 0 ? 403 : err.status;
+      state.bytesOut = sendProblem(res, err, state.id, !req.complete);
+    };
+    deps.admit(state)
+      .then(() => deps.upstream.forward(state, req, res))
+      .catch(fail)
+      .finally(() => {
+        deps.inflight.count--;
+        if (state.error === undefined && res.destroyed && !res.writableFinished) state.error = new MeshgateError(Errors.GW_CLIENT_CLOSED);
+        finishRequest(deps, state);
+      });
+  };
+}

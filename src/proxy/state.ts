@@ -1,0 +1,57 @@
+/**
+ * Typed per-request state. Each field is written once, by the stage that owns
+ * it (see src/proxy/pipeline.ts), and read by later stages, the reply module
+ * and the audit event builder.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { MeshgateError } from '../core/errors.ts';
+import type { Decision, Peer, Principal, Route } from '../core/types.ts';
+import type { PeerResult } from '../tls/peer.ts';
+
+/** What a front end (HTTP/1.1, HTTP/2, WebSocket upgrade, explain) hands the pipeline. */
+export interface RequestInput {
+  readonly method: string;
+  /** The request target exactly as received. */
+  readonly rawTarget: string;
+  /** Header object as parsed by Node (lower-case names). */
+  readonly headers: IncomingHttpHeaders;
+  /** Number of header fields received (rawHeaders.length / 2). */
+  readonly headerCount: number;
+  readonly peer: PeerResult;
+  readonly source: { readonly ip: string; readonly port: number };
+  readonly websocket: boolean;
+}
+
+export class RequestState {
+  readonly id: string;
+  readonly input: RequestInput;
+  /** Wall-clock start (ms since epoch) and monotonic start (ns) for latency. */
+  readonly startedAt: number;
+  readonly startNs: bigint;
+
+  peer: Peer | undefined;
+  /** Fingerprint of a presented certificate even when it was refused. */
+  peerFingerprint: string | undefined;
+  upstreamHeaders: Record<string, string | string[]> | undefined;
+  path: string | undefined;
+  query: string | undefined;
+  route: Route | undefined;
+  principal: Principal | undefined;
+  decision: Decision | undefined;
+  error: MeshgateError | undefined;
+  status = 0;
+  bytesIn = 0;
+  bytesOut = 0;
+
+  constructor(id: string, input: RequestInput, startedAt: number, startNs: bigint) {
+    this.id = id;
+    this.input = input;
+    this.startedAt = startedAt;
+    this.startNs = startNs;
+  }
+
+  /** Milliseconds since the request started (monotonic). */
+  elapsedMs(): number {
+    return Number(process.hrtime.bigint() - this.startNs) / 1e6;
+  }
+}
