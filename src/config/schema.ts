@@ -155,7 +155,7 @@ const auditSchema = z
     segmentBytes: z.number().int().min(4096).default(64 * 1024 * 1024).describe('rotate segment files at this size'),
     fsyncInterval: duration('1s', 'at most this much is lost on a crash'),
     checkpointInterval: duration('10s', 'how often a checkpoint is written to the HEAD file'),
-    queueLimit: z.number().int().min(1000).default(100_000).describe('events buffered in memory before the writer applies backpressure by dropping to disk synchronously'),
+    queueLimit: z.number().int().min(1000).default(100_000).describe('most events buffered in memory; beyond it new events are dropped, counted (meshgate_audit_dropped_events) and logged — requests never wait for the audit log'),
   })
   .describe('Tamper-evident audit log');
 
