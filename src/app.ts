@@ -106,6 +106,7 @@ export class Gateway {
       const listener = createListener(cfg, {
         admit, upstream, audit, metrics, log, inflight, material,
         trustDomains: new Set(cfg.tls.trustDomains),
+        strictTls: cfg.tls.mode === 'strict',
         onHandshakeFailure: (reason) => metrics.handshakeFailure(reason),
       });
       const lifecycle = { draining: false };

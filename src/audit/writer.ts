@@ -284,7 +284,7 @@ export class AuditWriter {
       this.#scheduled = false;
       if (this.#draining || this.#retryTimer || this.#state !== 'open') return;
       this.#draining = true;
-      this.#drainTo(this.#accepted, true)
+      this.#drainTo(this.#accepted)
         .then(() => {
           this.#retryMs = RETRY_MIN_MS;
           this.#afterWrite();

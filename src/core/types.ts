@@ -67,7 +67,7 @@ export interface Decision {
   readonly allowed: boolean;
   /** Stable reason code: `allowed`, `authz_no_matching_rule`, `authz_deny_rule`, … */
   readonly reason: string;
-  /** The policy line that decided, as written (e.g. `p, alice, /orders/*, GET`). */
+  /** The policy line that decided, with its location: `policy.csv:12: p, alice, /orders/*, GET, allow`. */
   readonly matchedRule: string | undefined;
   /** Content hash of the model + policy that decided. */
   readonly policyVersion: string;

@@ -30,17 +30,19 @@ export interface HandlerDeps {
   readonly metrics: RequestObserver;
   readonly log: Logger;
   readonly trustDomains: ReadonlySet<string>;
+  /** tls.mode strict: a connection without a verified certificate never gets a request through. */
+  readonly strictTls: boolean;
   readonly inflight: { count: number };
 }
 
-export function requestInput(req: IncomingMessage, trustDomains: ReadonlySet<string>, websocket: boolean): RequestInput {
+export function requestInput(req: IncomingMessage, deps: Pick<HandlerDeps, 'trustDomains' | 'strictTls'>, websocket: boolean): RequestInput {
   const socket = req.socket as TLSSocket;
   return {
     method: req.method ?? 'GET',
     rawTarget: req.url ?? '',
     headers: req.headers,
     headerCount: req.rawHeaders.length >>> 1,
-    peer: socketPeer(socket, trustDomains),
+    peer: socketPeer(socket, deps.trustDomains, deps.strictTls),
     source: { ip: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 },
     websocket,
   };
@@ -60,7 +62,7 @@ export function finishRequest(deps: Pick<HandlerDeps, 'audit' | 'metrics' | 'log
 export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const { log } = deps;
   return (req, res) => {
-    const state = new RequestState(newEventId(), requestInput(req, deps.trustDomains, false), Date.now(), process.hrtime.bigint());
+    const state = new RequestState(newEventId(), requestInput(req, deps, false), Date.now(), process.hrtime.bigint());
     deps.inflight.count++;
     const fail = (e: unknown): void => {
       const err = toMeshgateError(e);

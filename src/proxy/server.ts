@@ -49,9 +49,12 @@ export function createListener(cfg: Config, deps: ListenerDeps): Server {
   const server = createServer({
     ...deps.material.current.options,
     requestCert: true,
-    // Permissive mode lets certificate-less clients through; a client that
-    // presents a bad certificate is still refused in 'secureConnection'.
-    rejectUnauthorized: strict,
+    // Verification failures are enforced in 'secureConnection' below rather
+    // than by OpenSSL aborting the handshake: when Node aborts it, the cause,
+    // the source address and the certificate are gone and the refusal could
+    // only be audited as a bare ECONNRESET. Both modes refuse a bad
+    // certificate; strict mode also refuses a missing one.
+    rejectUnauthorized: false,
     maxHeaderSize: listen.maxHeaderBytes,
     headersTimeout: listen.headersTimeout,
     requestTimeout: listen.requestTimeout,
@@ -74,23 +77,27 @@ export function createListener(cfg: Config, deps: ListenerDeps): Server {
 
   server.on('tlsClientError', (e: NodeJS.ErrnoException, socket: TLSSocket) => {
     const code = e.code ?? 'ERR_TLS';
-    // Clients that connect and leave without a handshake are not attacks worth an event each.
-    if (code === 'ECONNRESET' && !socket.getPeerCertificate) return;
+    // Clients that connect and leave without a handshake (health checks, port
+    // scans) are not worth an event each.
+    if (code === 'ECONNRESET') return;
     const openssl = (e as { reason?: string }).reason ?? '';
     const mapped = /certificate required|peer did not return a certificate/i.test(openssl + e.message) ? new MeshgateError(Errors.TLS_NO_PEER_CERT, code) : tlsVerifyError(verifyCode(e));
     auditHandshake(mapped, socket, code);
   });
 
-  server.on('secureConnection', (socket: TLSSocket) => {
+  // Prepended so it runs before the HTTP layer attaches to the socket.
+  server.prependListener('secureConnection', (socket: TLSSocket) => {
     // Renegotiation could swap the peer certificate under a memoized identity.
     socket.disableRenegotiation();
-    if (!strict && !socket.authorized) {
-      const cert = socket.getPeerX509Certificate();
-      if (cert) {
-        const err = tlsVerifyError(String(socket.authorizationError ?? ''));
-        auditHandshake(err, socket, String(socket.authorizationError ?? 'unauthorized'), createHash('sha256').update(cert.raw).digest('hex'));
-        socket.destroy();
-      }
+    if (socket.authorized) return;
+    const cert = socket.getPeerX509Certificate();
+    if (cert) {
+      const code = String(socket.authorizationError ?? 'unauthorized');
+      auditHandshake(tlsVerifyError(code), socket, code, createHash('sha256').update(cert.raw).digest('hex'));
+      socket.destroy();
+    } else if (strict) {
+      auditHandshake(new MeshgateError(Errors.TLS_NO_PEER_CERT), socket, 'no_peer_certificate');
+      socket.destroy();
     }
   });
 

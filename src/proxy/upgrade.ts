@@ -18,7 +18,7 @@ const STRIP = new Set(['connection', 'upgrade', 'transfer-encoding', 'keep-alive
 export function createUpgradeHandler(deps: HandlerDeps): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
   return (req, socket, head) => {
     const isWebSocket = String(req.headers.upgrade ?? '').toLowerCase() === 'websocket';
-    const state = new RequestState(newEventId(), requestInput(req, deps.trustDomains, isWebSocket), Date.now(), process.hrtime.bigint());
+    const state = new RequestState(newEventId(), requestInput(req, deps, isWebSocket), Date.now(), process.hrtime.bigint());
     deps.inflight.count++;
     let done = false;
     const finish = (): void => {

@@ -119,13 +119,14 @@ export function tlsVerifyError(code: string | undefined): MeshgateError {
  * through; a client that DID present a certificate that failed verification
  * is refused here — presenting a bad certificate is never "no identity".
  */
-export function socketPeer(socket: TLSSocket, trustDomains: ReadonlySet<string>): PeerResult {
+export function socketPeer(socket: TLSSocket, trustDomains: ReadonlySet<string>, strict: boolean): PeerResult {
   const hit = cache.get(socket);
   if (hit) return hit;
   let result: PeerResult;
   const cert = socket.getPeerX509Certificate();
   if (!cert) {
-    result = { kind: 'none' };
+    // The listener already closed such connections; never let one through as anonymous.
+    result = strict ? { kind: 'error', error: new MeshgateError(Errors.TLS_NO_PEER_CERT) } : { kind: 'none' };
   } else if (!socket.authorized) {
     const code = (socket.authorizationError as unknown as string | Error | undefined);
     result = { kind: 'error', error: tlsVerifyError(typeof code === 'string' ? code : (code as { code?: string } | undefined)?.code) };
