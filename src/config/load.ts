@@ -11,9 +11,13 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { LineCounter, isAlias, isMap, isPair, isScalar, isSeq, parseDocument, visit, type Document, type Node } from 'yaml';
 import { z } from 'zod';
 import { configSchema, type Config } from './schema.ts';
+
+/** The detection rules shipped with meshgate (PRODUCT §1.8). */
+export const SHIPPED_DETECTIONS = fileURLToPath(new URL('../../policies/detections.yaml', import.meta.url));
 
 type Env = Readonly<Record<string, string | undefined>>;
 type Path = readonly PropertyKey[];
@@ -227,8 +231,17 @@ function resolvePaths(c: Config, baseDir: string): Config {
     upstream: c.upstream.tls === undefined ? c.upstream : { ...c.upstream, tls: { ...c.upstream.tls, ca: opt(c.upstream.tls.ca), cert: opt(c.upstream.tls.cert), key: opt(c.upstream.tls.key) } },
     tls: { ...c.tls, cert: abs(c.tls.cert), key: abs(c.tls.key), clientCa: abs(c.tls.clientCa), crl: crl === undefined ? undefined : typeof crl === 'string' ? abs(crl) : crl.map(abs) },
     jwt: c.jwt === undefined ? undefined : { ...c.jwt, issuers: c.jwt.issuers.map((i) => ({ ...i, jwksFile: opt(i.jwksFile) })) },
-    authz: { ...c.authz, model: abs(c.authz.model), policy: abs(c.authz.policy) },
+    authz: {
+      ...c.authz, model: abs(c.authz.model), policy: abs(c.authz.policy),
+      shadow: c.authz.shadow === undefined ? undefined : { model: abs(c.authz.shadow.model), policy: abs(c.authz.shadow.policy) },
+    },
     audit: { ...c.audit, dir: abs(c.audit.dir) },
+    // Analyzer defaults depend on other keys: the shipped rules, and a folder beside the audit log's segments.
+    analyzer: {
+      ...c.analyzer,
+      rules: c.analyzer.rules === undefined ? SHIPPED_DETECTIONS : abs(c.analyzer.rules),
+      dir: c.analyzer.dir === undefined ? resolve(abs(c.audit.dir), 'analyzer') : abs(c.analyzer.dir),
+    },
   };
 }
 

@@ -131,8 +131,34 @@ const authzSchema = z
     model: file.describe('Casbin model.conf'),
     policy: file.describe('Casbin policy.csv'),
     decisionCacheEntries: z.number().int().min(0).default(10_000).describe('decision cache size (0 disables); never used when the matcher reads claims'),
+    engine: z.enum(['auto', 'compiled', 'casbin']).default('auto').describe('auto: the compiled index engine when the model is supported, else casbin; compiled: refuse unsupported models; casbin: always casbin'),
+    shadow: z
+      .strictObject({
+        model: file.describe('candidate Casbin model.conf'),
+        policy: file.describe('candidate Casbin policy.csv'),
+      })
+      .optional()
+      .describe('a candidate policy evaluated on every request beside the enforced one; audited and counted, never enforced'),
   })
   .describe('Authorization with Casbin');
+
+const analyzerSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true).describe('run the breach-detection analyzer inside the meshgate process (off the request thread)'),
+    rules: file.optional().describe('detection rules YAML (default: the shipped policies/detections.yaml)'),
+    dir: file.optional().describe('analyzer state folder: cursor, alerts.jsonl, decisions.json (default: <audit.dir>/analyzer)'),
+    webhook: z
+      .strictObject({
+        url: z.url({ protocol: /^https?$/ }),
+        timeout: duration('5s', 'webhook request timeout'),
+        maxQueue: z.number().int().min(1).default(1000).describe('alerts queued for the webhook before the oldest are dropped'),
+        headers: z.record(z.string(), z.string()).default({}).describe('extra request headers, e.g. an Authorization token via ${ENV}'),
+      })
+      .optional()
+      .describe('POST each alert as JSON, with retries and backoff'),
+  })
+  .prefault({})
+  .describe('Breach-detection analyzer');
 
 const routeSchema = z
   .strictObject({
@@ -177,6 +203,7 @@ export const configSchema = z
     routes: z.array(routeSchema).min(1).describe('first match wins; no match → 404'),
     audit: auditSchema,
     log: logSchema,
+    analyzer: analyzerSchema,
     headers: z
       .strictObject({
         trustedForwarders: z.array(z.string().startsWith('spiffe://')).default([]).describe('peers whose x-forwarded-* headers are kept; all others are stripped'),
@@ -195,3 +222,4 @@ export type IssuerConfig = NonNullable<Config['jwt']>['issuers'][number];
 export type JwtConfig = NonNullable<Config['jwt']>;
 export type TlsConfig = Config['tls'];
 export type AuditConfig = Config['audit'];
+export type AnalyzerConfig = Config['analyzer'];
