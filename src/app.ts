@@ -17,7 +17,7 @@ import type { ComponentStatus } from './core/status.ts';
 import { JwtVerifier } from './jwt/verifier.ts';
 import { Upstream } from './proxy/forward.ts';
 import { createPipeline } from './proxy/pipeline.ts';
-import { createListener } from './proxy/server.ts';
+import { createListener, startDraining } from './proxy/server.ts';
 import { compileRoutes } from './routes/table.ts';
 import { TlsMaterialStore } from './tls/material.ts';
 import { parseSubjectAltName } from './tls/peer.ts';
@@ -47,12 +47,13 @@ export class Gateway {
   readonly #closers: (() => Promise<void> | void)[];
   readonly #inflight: { count: number };
   readonly #components: () => ComponentStatus[];
+  readonly #audit: AuditWriter;
   readonly #lifecycle: { draining: boolean };
   #stopping: Promise<void> | undefined;
 
   private constructor(cfg: Config, log: Logger, parts: {
     listener: Server; admin: Server; metrics: Metrics; closers: (() => Promise<void> | void)[];
-    inflight: { count: number }; components: () => ComponentStatus[]; lifecycle: { draining: boolean };
+    inflight: { count: number }; components: () => ComponentStatus[]; lifecycle: { draining: boolean }; audit: AuditWriter;
   }) {
     this.config = cfg;
     this.#log = log;
@@ -63,6 +64,12 @@ export class Gateway {
     this.#inflight = parts.inflight;
     this.#components = parts.components;
     this.#lifecycle = parts.lifecycle;
+    this.#audit = parts.audit;
+  }
+
+  /** Resolves when every audit event recorded so far is written and fsynced. */
+  flushAudit(): Promise<void> {
+    return this.#audit.flush();
   }
 
   /** Builds every component (failing closed on any broken input) and starts listening. */
@@ -77,6 +84,12 @@ export class Gateway {
         decisionCacheEntries: cfg.authz.decisionCacheEntries, watch: true, logger: log,
       });
       closers.push(() => policy.close());
+      // ★ Shadow policy: a candidate evaluated beside the enforced one, hot-reloaded the same way.
+      const shadow = cfg.authz.shadow ? await createPolicyStore({
+        modelPath: cfg.authz.shadow.model, policyPath: cfg.authz.shadow.policy,
+        decisionCacheEntries: cfg.authz.decisionCacheEntries, watch: true, logger: log, name: 'shadow-policy',
+      }) : undefined;
+      if (shadow) closers.push(() => shadow.close());
       const jwt = cfg.jwt ? await JwtVerifier.create(cfg.jwt, { logger: log }) : undefined;
       if (jwt) closers.push(() => jwt.close());
       const audit = new AuditWriter(cfg.audit, { logger: log });
@@ -84,7 +97,7 @@ export class Gateway {
       const upstream = new Upstream(cfg.upstream, cfg.listen.maxBodyBytes);
       const routes = compileRoutes(cfg.routes);
       const inflight = { count: 0 };
-      const components = (): ComponentStatus[] => [material.status(), policy.status(), ...(jwt ? jwt.status() : [])];
+      const components = (): ComponentStatus[] => [material.status(), policy.status(), ...(shadow ? [shadow.status()] : []), ...(jwt ? jwt.status() : [])];
       const metrics = new Metrics({
         components,
         audit: () => audit.stats(),
@@ -94,6 +107,7 @@ export class Gateway {
       const admit = createPipeline({
         routes: () => routes,
         authorizer: () => policy.current(),
+        shadow: shadow ? () => shadow.current() : undefined,
         jwt,
         trustedForwarders: new Set(cfg.headers.trustedForwarders),
         encodedSlash: cfg.headers.encodedSlash,
@@ -120,7 +134,7 @@ export class Gateway {
       await Promise.all([once(listener, 'listening'), once(admin, 'listening')]);
       // Shutdown order: stop the watchers, then let the upstream pool and the audit writer drain last.
       closers.push(() => upstream.close(), () => audit.close());
-      const gw = new Gateway(cfg, log, { listener, admin, metrics, closers, inflight, components, lifecycle });
+      const gw = new Gateway(cfg, log, { listener, admin, metrics, closers, inflight, components, lifecycle, audit });
       log.info({ listen: gw.address, admin: gw.adminAddress, upstream: cfg.upstream.url, tlsMode: cfg.tls.mode }, 'meshgate listening');
       return gw;
     } catch (e) {
@@ -150,6 +164,7 @@ export class Gateway {
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
       this.#lifecycle.draining = true;
+      startDraining(this.#listener);
       const closed = new Promise<void>((resolve) => this.#listener.close(() => resolve()));
       this.#listener.closeIdleConnections();
       const deadline = Date.now() + this.config.listen.drainTimeout;

@@ -18,6 +18,10 @@ export class Metrics {
   readonly #requests: Counter<'route' | 'decision' | 'reason' | 'status'>;
   readonly #latency: Histogram<'route' | 'decision'>;
   readonly #handshakeFailures: Counter<'reason'>;
+  readonly #shadowAllow: Counter;
+  readonly #shadowDeny: Counter;
+  readonly #shadowMismatch: Counter;
+  readonly #alarms: Counter<'reason'>;
   readonly #children = new Map<string, { inc: () => void }>();
 
   constructor(sources: MetricSources, withDefaults = true) {
@@ -28,6 +32,10 @@ export class Metrics {
       name: 'meshgate_request_duration_seconds', help: 'Request latency through meshgate (until the response is complete)',
       labelNames: ['route', 'decision'], buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10], registers,
     });
+    this.#shadowAllow = new Counter({ name: 'meshgate_shadow_allow_total', help: 'Requests the shadow policy would allow', registers });
+    this.#shadowDeny = new Counter({ name: 'meshgate_shadow_deny_total', help: 'Requests the shadow policy would deny', registers });
+    this.#shadowMismatch = new Counter({ name: 'meshgate_shadow_mismatch_total', help: 'Requests where the shadow and enforced decisions differ', registers });
+    this.#alarms = new Counter({ name: 'meshgate_alarms_total', help: 'High-severity alarms (path_confusion) by reason', labelNames: ['reason'], registers });
     this.#handshakeFailures = new Counter({ name: 'meshgate_tls_handshake_failures_total', help: 'Refused TLS handshakes by reason', labelNames: ['reason'], registers });
     new Counter({
       name: 'meshgate_reloads_total', help: 'Reloads of TLS material, JWKS and policy by result', labelNames: ['component', 'result'], registers,
@@ -74,6 +82,16 @@ export class Metrics {
     }
     child.inc();
     this.#latency.labels({ route, decision }).observe(seconds);
+  }
+
+  /** Counts a shadow-policy decision (meshgate_shadow_allow_total / _deny_total / _mismatch_total). */
+  shadow(allowed: boolean, mismatch: boolean): void {
+    (allowed ? this.#shadowAllow : this.#shadowDeny).inc();
+    if (mismatch) this.#shadowMismatch.inc();
+  }
+
+  alarm(reason: string): void {
+    this.#alarms.inc({ reason });
   }
 
   handshakeFailure(reason: string): void {

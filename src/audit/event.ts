@@ -9,10 +9,24 @@ import { randomUUID } from 'node:crypto';
 /** Current schema version written into every event. */
 export const AUDIT_SCHEMA_VERSION = 1;
 
-/** One audited request or rejected TLS handshake, as the pipeline reports it. */
+/** What the shadow (candidate) policy would have decided (PRODUCT §1.4); never enforced. */
+export interface ShadowResult {
+  readonly decision: 'allow' | 'deny';
+  readonly reason: string;
+  readonly rule: string | null;
+  readonly policyVersion: string;
+  /** True when the shadow decision differs from the enforced one. */
+  readonly mismatch: boolean;
+}
+
+/**
+ * One audited request, rejected TLS handshake, or alarm. An `alarm` event
+ * (reason `path_confusion`) accompanies the request event with the same
+ * `requestId` when the raw and canonical paths would be decided differently.
+ */
 export interface AuditEvent {
   readonly v: 1;
-  readonly type: 'request' | 'tls_handshake';
+  readonly type: 'request' | 'tls_handshake' | 'alarm';
   /** Unique, time-ordered event id (UUIDv7, see `newEventId`). */
   readonly id: string;
   /** When the request (or handshake) started: ISO 8601 UTC with milliseconds. */
@@ -41,10 +55,16 @@ export interface AuditEvent {
   readonly bytesIn: number;
   readonly bytesOut: number;
   readonly latencyMs: number;
-  /** Reserved for shadow-policy results (PRODUCT §1.4); always null in v1. */
-  readonly shadow: null;
+  /** The shadow policy's would-be decision when `authz.shadow` is configured and the request reached authorization. */
+  readonly shadow: ShadowResult | null;
   /** Present on `tls_handshake` events only. */
   readonly tls?: { readonly error: string };
+  /** Present on `alarm` events: how severe the finding is. */
+  readonly severity?: 'high';
+  /** Present on `alarm` events of reason `path_confusion`: the decision the raw path would have got. */
+  readonly alarm?: { readonly rawDecision: 'allow' | 'deny'; readonly rawRule: string | null };
+  /** Present when a quarantine decision refused (or, simulated, would have refused) the request. */
+  readonly quarantine?: { readonly decisionId: string; readonly scope: string; readonly simulated: boolean };
 }
 
 /** An event as stored: chain fields added by the writer (see docs/audit-events.md). */

@@ -15,6 +15,8 @@ import { PolicyError } from './policy-error.ts';
 
 /** Options for {@link createPolicyStore}. */
 export interface PolicyStoreOptions {
+  /** Component name in /readyz and metrics (default `policy`; the shadow store is `shadow-policy`). */
+  readonly name?: string;
   readonly modelPath: string;
   readonly policyPath: string;
   readonly decisionCacheEntries: number;
@@ -51,7 +53,7 @@ export async function createPolicyStore(opts: PolicyStoreOptions): Promise<Polic
   const load = (): Promise<Authorizer> => loadAuthorizer({
     modelPath: opts.modelPath, policyPath: opts.policyPath, decisionCacheEntries: opts.decisionCacheEntries, logger,
   });
-  const tracker = new StatusTracker('policy');
+  const tracker = new StatusTracker(opts.name ?? 'policy');
   let active = await load();
   tracker.loaded(active.version);
   logger.info({ policyVersion: active.version }, 'policy loaded');

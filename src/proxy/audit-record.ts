@@ -4,7 +4,7 @@
  * token's hash and `jti`, never the token; the canonical path, and the raw
  * one only when it differs.
  */
-import type { AuditEvent } from '../audit/event.ts';
+import { newEventId, type AuditEvent, type ShadowResult } from '../audit/event.ts';
 import { REASON_ALLOWED, type MeshgateError } from '../core/errors.ts';
 import type { RequestState } from './state.ts';
 
@@ -45,6 +45,30 @@ export function requestAuditEvent(state: RequestState): AuditEvent {
     bytesIn: state.bytesIn,
     bytesOut: state.bytesOut,
     latencyMs: Math.round(state.elapsedMs() * 1000) / 1000,
+    shadow: shadowResult(state, allowed),
+  };
+}
+
+function shadowResult(state: RequestState, allowed: boolean): ShadowResult | null {
+  const s = state.shadow;
+  if (!s) return null;
+  return { decision: s.allowed ? 'allow' : 'deny', reason: s.reason, rule: s.matchedRule ?? null, policyVersion: s.policyVersion, mismatch: s.allowed !== allowed };
+}
+
+/**
+ * The high-severity companion event of a request whose raw path would have
+ * been decided differently from its canonical path (PRODUCT §1.4 ★).
+ */
+export function pathConfusionAuditEvent(state: RequestState, request: AuditEvent): AuditEvent | undefined {
+  const raw = state.pathConfusion;
+  if (!raw) return undefined;
+  return {
+    ...request,
+    type: 'alarm',
+    id: newEventId(),
+    reason: 'path_confusion',
+    severity: 'high',
+    alarm: { rawDecision: raw.allowed ? 'allow' : 'deny', rawRule: raw.matchedRule ?? null },
     shadow: null,
   };
 }

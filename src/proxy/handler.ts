@@ -10,7 +10,7 @@ import { newEventId } from '../audit/event.ts';
 import type { Logger } from '../core/log.ts';
 import { Errors, MeshgateError } from '../core/errors.ts';
 import { socketPeer } from '../tls/peer.ts';
-import { requestAuditEvent } from './audit-record.ts';
+import { pathConfusionAuditEvent, requestAuditEvent } from './audit-record.ts';
 import type { Upstream } from './forward.ts';
 import { sendProblem, toMeshgateError } from './reply.ts';
 import { RequestState, type RequestInput } from './state.ts';
@@ -21,6 +21,8 @@ export interface AuditSink {
 
 export interface RequestObserver {
   request(route: string, decision: string, reason: string, status: number, seconds: number): void;
+  shadow(allowed: boolean, mismatch: boolean): void;
+  alarm(reason: string): void;
 }
 
 export interface HandlerDeps {
@@ -54,6 +56,13 @@ export function finishRequest(deps: Pick<HandlerDeps, 'audit' | 'metrics' | 'log
     const event = requestAuditEvent(state);
     deps.audit.append(event);
     deps.metrics.request(event.route ?? '', event.decision, event.reason, event.status, event.latencyMs / 1000);
+    if (event.shadow) deps.metrics.shadow(event.shadow.decision === 'allow', event.shadow.mismatch);
+    const alarm = pathConfusionAuditEvent(state, event);
+    if (alarm) {
+      deps.audit.append(alarm);
+      deps.metrics.alarm(alarm.reason);
+      deps.log.warn({ requestId: state.id, rawPath: alarm.rawPath, path: alarm.path, decision: alarm.decision, rawDecision: alarm.alarm?.rawDecision }, 'path confusion: raw and canonical paths decided differently');
+    }
   } catch (e) {
     deps.log.error({ err: e, requestId: state.id }, 'failed to record audit event');
   }

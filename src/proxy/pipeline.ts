@@ -9,6 +9,7 @@
  *   4. route      first matching route, else 404                   (404 route_not_found)
  *   5. authn      route requirement: none | mtls | jwt | mtls+jwt (401 peer_cert_required, jwt_*)
  *   6. authz      Casbin on (sub, peer, obj, act, claims)          (403 authz_*)
+ *                 + shadow policy and path-confusion alarm (audited, never enforced)
  *   7. identity headers for upstream (XFCC, x-meshgate-*)
  *
  * Stages never write to the socket: they throw a MeshgateError and the front
@@ -36,6 +37,8 @@ export interface DecisionMaker {
 export interface PipelineDeps {
   readonly routes: () => RouteTable;
   readonly authorizer: () => DecisionMaker;
+  /** The shadow (candidate) policy, when configured. */
+  readonly shadow?: (() => DecisionMaker) | undefined;
   readonly jwt: TokenVerifier | undefined;
   readonly trustedForwarders: ReadonlySet<string>;
   readonly encodedSlash: 'reject' | 'keep';
@@ -99,14 +102,30 @@ export function createPipeline(deps: PipelineDeps): (state: RequestState) => Pro
 
     // 6. Authorize — the tuple comes only from verified identity. Every route,
     //    `auth: none` included, is decided by the policy; no identity = anonymous.
-    const decision = deps.authorizer().decide({
+    const tuple: AuthzRequest = {
       sub: principal?.sub ?? peer?.spiffeId ?? ANONYMOUS,
       peer: peer?.spiffeId ?? '',
       obj: path,
       act: input.method,
       claims: principal?.claims ?? {},
-    });
+    };
+    const authorizer = deps.authorizer();
+    const decision = authorizer.decide(tuple);
     state.decision = decision;
+    // ★ Shadow policy: the candidate decides the same tuple; audited, never enforced.
+    state.shadow = deps.shadow?.()?.decide(tuple);
+    // ★ Path-confusion alarm: the raw path would have been decided
+    //    differently by a rule — allowed where the canonical path is denied
+    //    (what a proxy that authorizes raw paths would have let through), or
+    //    caught by a deny rule the canonical path escapes. A raw path that
+    //    merely matches nothing (`//orders` from a sloppy client) is not
+    //    confusion. Costs a second decision only when the paths differ.
+    const q = input.rawTarget.indexOf('?');
+    const rawPath = q === -1 ? input.rawTarget : input.rawTarget.slice(0, q);
+    if (rawPath !== path) {
+      const raw = authorizer.decide({ ...tuple, obj: rawPath });
+      if (raw.allowed !== decision.allowed && (raw.allowed || raw.reason === Errors.AUTHZ_DENY_RULE.reason)) state.pathConfusion = raw;
+    }
     if (!decision.allowed) {
       throw new MeshgateError(decision.reason === Errors.AUTHZ_DENY_RULE.reason ? Errors.AUTHZ_DENY_RULE
         : decision.reason === Errors.AUTHZ_ERROR.reason ? Errors.AUTHZ_ERROR : Errors.AUTHZ_DENIED);

@@ -128,14 +128,35 @@ export function createListener(cfg: Config, deps: ListenerDeps): Server {
   });
 
   const handle = createRequestHandler(deps);
+  const drain = { draining: false, open: new Set<ServerResponse>() };
+  draining.set(server, drain);
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const socket = req.socket;
     inflight.set(socket, res);
-    res.once('close', () => { if (inflight.get(socket) === res) inflight.delete(socket); });
+    drain.open.add(res);
+    if (drain.draining) res.shouldKeepAlive = false;
+    res.once('close', () => {
+      drain.open.delete(res);
+      if (inflight.get(socket) === res) inflight.delete(socket);
+    });
     handle(req, res);
   });
   server.on('upgrade', createUpgradeHandler(deps));
   return server;
+}
+
+const draining = new WeakMap<Server, { draining: boolean; open: Set<ServerResponse> }>();
+
+/**
+ * Shutdown has begun: every response not yet started, and every request
+ * still arriving on an open connection, is answered with `Connection: close`
+ * (RFC 9112 §9.6), so no client reuses a connection that is about to go.
+ */
+export function startDraining(server: Server): void {
+  const d = draining.get(server);
+  if (!d) return;
+  d.draining = true;
+  for (const res of d.open) if (!res.headersSent) res.shouldKeepAlive = false;
 }
 
 /** The OpenSSL verify code hidden in a handshake error, if any. */

@@ -38,6 +38,10 @@ export class RequestState {
   route: Route | undefined;
   principal: Principal | undefined;
   decision: Decision | undefined;
+  /** The shadow policy's decision for the same tuple (never enforced). */
+  shadow: Decision | undefined;
+  /** Set when the raw path would have been decided differently from the canonical one. */
+  pathConfusion: Decision | undefined;
   error: MeshgateError | undefined;
   status = 0;
   bytesIn = 0;

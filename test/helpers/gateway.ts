@@ -85,7 +85,7 @@ export interface Harness {
   url(path: string): string;
   /** The undici Agent `request` uses for `cert` (default the PKI's client; null = no cert). */
   dispatcher(cert?: IssuedCert | null): Agent;
-  /** Every audit record written so far; call after `gateway.stop()` so the log is flushed. */
+  /** Every audit record written so far (flushes the writer first; also works after close()). */
   auditEvents(): Promise<AuditRecord[]>;
   close(): Promise<void>;
 }
@@ -161,6 +161,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     }
     return a;
   };
+  let closed = false;
   return {
     dir, pki, gateway, config, upstreamRequests,
     setUpstream(h) { handler = h; },
@@ -188,11 +189,15 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     url(path) { return `${base}${path}`; },
     dispatcher(cert) { return agentFor(cert === undefined ? pki.client : cert); },
     async auditEvents() {
+      // The event is recorded just after the response; give the handler a moment, then flush.
+      await new Promise((r) => setTimeout(r, 20));
+      if (!closed) await gateway.flushAudit();
       const out: AuditRecord[] = [];
       for await (const r of readAuditEvents(config.audit.dir)) out.push(r);
       return out;
     },
     async close() {
+      closed = true;
       await Promise.all([...agents.values()].map((a) => a.close()));
       await gateway.stop();
       if (upstream.listening) { upstream.closeAllConnections(); await new Promise((r) => upstream.close(r)); }
