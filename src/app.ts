@@ -19,11 +19,15 @@ import { Upstream } from './proxy/forward.ts';
 import { createPipeline } from './proxy/pipeline.ts';
 import { createListener, startDraining } from './proxy/server.ts';
 import { compileRoutes } from './routes/table.ts';
+import { watchRoutes } from './config/route-reloader.ts';
 import { TlsMaterialStore } from './tls/material.ts';
 import { parseSubjectAltName } from './tls/peer.ts';
 
 export interface GatewayOptions {
   readonly log: Logger;
+  /** The config file, when there is one: its route table is then hot-reloaded. */
+  readonly configFile?: string | undefined;
+  readonly env?: NodeJS.ProcessEnv | undefined;
   /** Register default process metrics (off in tests that start many gateways). */
   readonly processMetrics?: boolean;
 }
@@ -69,6 +73,8 @@ export class Gateway {
 
   /** Resolves when every audit event recorded so far is written and fsynced. */
   flushAudit(): Promise<void> {
+    // Once stop() has begun the writer is closing; closing flushes everything.
+    if (this.#stopping) return this.#stopping;
     return this.#audit.flush();
   }
 
@@ -95,9 +101,14 @@ export class Gateway {
       const audit = new AuditWriter(cfg.audit, { logger: log });
       await audit.open();
       const upstream = new Upstream(cfg.upstream, cfg.listen.maxBodyBytes);
-      const routes = compileRoutes(cfg.routes);
+      let routes = compileRoutes(cfg.routes);
+      const routeReloader = opts.configFile ? watchRoutes(opts.configFile, cfg, (r) => { routes = compileRoutes(r); }, { log, env: opts.env }) : undefined;
+      if (routeReloader) closers.push(() => routeReloader.close());
       const inflight = { count: 0 };
-      const components = (): ComponentStatus[] => [material.status(), policy.status(), ...(shadow ? [shadow.status()] : []), ...(jwt ? jwt.status() : [])];
+      const components = (): ComponentStatus[] => [
+        ...(routeReloader ? [routeReloader.status()] : []), material.status(), policy.status(),
+        ...(shadow ? [shadow.status()] : []), ...(jwt ? jwt.status() : []),
+      ];
       const metrics = new Metrics({
         components,
         audit: () => audit.stats(),

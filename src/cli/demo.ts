@@ -78,7 +78,7 @@ Options:
     const log = createLogger(values['log-level'] ?? 'warn');
     let gw: Gateway;
     try {
-      gw = await Gateway.start(cfg, { log });
+      gw = await Gateway.start(cfg, { log, configFile, env });
     } catch (e) {
       service.close();
       io.stderr.write(`meshgate demo: cannot start meshgate: ${(e as Error).message}\n`);

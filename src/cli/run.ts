@@ -23,9 +23,10 @@ Options:
   async run(argv: string[], io: CliIO): Promise<number> {
     const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, 'log-level': { type: 'string' } }, strict: true });
     if (!values.config) throw new UsageError('missing -c FILE');
+    const configFile = resolve(io.cwd, values.config);
     let cfg;
     try {
-      cfg = await loadConfig(resolve(io.cwd, values.config), io.env);
+      cfg = await loadConfig(configFile, io.env);
     } catch (e) {
       if (e instanceof ConfigError) { io.stderr.write(`${e.message}\n`); return EXIT_USAGE; }
       throw e;
@@ -33,7 +34,7 @@ Options:
     const log = createLogger(values['log-level'] ?? cfg.log.level);
     let gw: Gateway;
     try {
-      gw = await Gateway.start(cfg, { log });
+      gw = await Gateway.start(cfg, { log, configFile, env: io.env });
     } catch (e) {
       log.fatal({ err: e }, 'meshgate could not start');
       io.stderr.write(`meshgate: cannot start: ${(e as Error).message}\n`);
