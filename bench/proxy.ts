@@ -3,6 +3,8 @@
  *
  * Scenarios (same load generator, same 50 keep-alive connections):
  *   direct    load → upstream (plain HTTP on loopback): the ceiling
+ *   bare      load → a Node mTLS listener that only forwards with undici
+ *             (bench/bare-proxy.ts): what TLS + HTTP + forwarding cost alone
  *   meshgate  load → meshgate (mTLS + ES256 JWT from a pool of 100 live tokens
  *             + Casbin with a 100-line RBAC policy + audit log on) → upstream
  *
@@ -129,8 +131,14 @@ log: { level: info }
   });
   log(`bench: ${values.rules}-line policy, ${values.connections} connections, ${values.warmup}s warm-up + ${values.duration}s per scenario, pinning ${pinning ? 'on (meshgate core 0; load+upstream core 1)' : 'OFF (taskset missing)'}`);
 
+  const bare = run([process.execPath, join(ROOT, 'bench/bare-proxy.ts'), join(certs, 'gateway.crt'), join(certs, 'gateway.key'), join(certs, 'ca.crt'), `http://127.0.0.1:${upPort}`], 0);
+  children.push(bare);
+  const barePort = Number(await firstLine(bare));
+
   const direct = await load(`http://127.0.0.1:${upPort}/api/1/items`, []);
   const tls = ['--ca', join(certs, 'ca.crt'), '--cert', join(certs, 'client.crt'), '--key', join(certs, 'client.key'), '--tokens', join(dir, 'tokens.txt')];
+  const bareRun = await load(`https://127.0.0.1:${barePort}/api/1/items`, tls, bare.pid);
+  bare.kill('SIGTERM');
   const mesh = await load(`https://127.0.0.1:${gwPort}/api/1/items`, tls, gw.pid);
   const rssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${gw.pid}/status`, 'utf8'))?.[1] ?? 0);
   const light = await load(`https://127.0.0.1:${gwPort}/api/1/items`, [...tls, '--rate', '200']);
@@ -141,6 +149,7 @@ log: { level: info }
   const report = {
     node: process.version, rules: Number(values.rules), connections: Number(values.connections), pinning,
     direct: { rps: direct.rps, p50: direct.p50, p99: direct.p99, errors: direct.errors },
+    bareTlsForwarder: { rps: bareRun.rps, p50: bareRun.p50, p99: bareRun.p99, errors: bareRun.errors, cpuUsPerReq: bareRun.cpuUsPerReq },
     meshgate: { rps: mesh.rps, p50: mesh.p50, p99: mesh.p99, errors: mesh.errors, cpuUsPerReq: mesh.cpuUsPerReq, rssMb: rssKb / 1024 },
     ratioToDirect: mesh.rps / direct.rps,
     lightLoad200rps: { meshgateP50: light.p50, directP50: lightDirect.p50, addedP50Ms: light.p50 - lightDirect.p50 },
@@ -152,6 +161,7 @@ log: { level: info }
     process.stdout.write(`
 scenario                      requests/s   p50 ms   p99 ms   CPU µs/req   RSS MB
 direct (plain HTTP upstream)  ${f(direct.rps).padStart(10)}   ${f(direct.p50, 2).padStart(6)}   ${f(direct.p99, 2).padStart(6)}
+bare mTLS forwarder (no checks)${f(bareRun.rps).padStart(9)}   ${f(bareRun.p50, 2).padStart(6)}   ${f(bareRun.p99, 2).padStart(6)}   ${f(bareRun.cpuUsPerReq, 1).padStart(10)}
 meshgate (mTLS+JWT+authz)     ${f(mesh.rps).padStart(10)}   ${f(mesh.p50, 2).padStart(6)}   ${f(mesh.p99, 2).padStart(6)}   ${f(mesh.cpuUsPerReq, 1).padStart(10)}   ${f(rssKb / 1024).padStart(6)}
 ratio meshgate/direct         ${f(report.ratioToDirect, 3).padStart(10)}
 light load 200 req/s          p50 meshgate ${f(light.p50, 3)} ms, direct ${f(lightDirect.p50, 3)} ms, added ${f(report.lightLoad200rps.addedP50Ms, 3)} ms
