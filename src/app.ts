@@ -4,20 +4,25 @@
  * pipeline and the listeners, and owns start-up and graceful shutdown.
  */
 import { X509Certificate } from 'node:crypto';
+import { resolve } from 'node:path';
 import { once } from 'node:events';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Metrics } from './admin/metrics.ts';
 import { createAdminServer, readiness, type Readiness } from './admin/server.ts';
 import { AuditWriter } from './audit/writer.ts';
+import { startEmbeddedAnalyzer } from './analyzer/embedded.ts';
+import { decisionsPath } from './decisions/decisions-file.ts';
+import { watchQuarantine } from './decisions/watch-quarantine.ts';
 import { createPolicyStore } from './authz/policy-store.ts';
 import type { Config } from './config/schema.ts';
+import { SHIPPED_DETECTIONS } from './config/load.ts';
 import type { Logger } from './core/log.ts';
 import type { ComponentStatus } from './core/status.ts';
 import { JwtVerifier } from './jwt/verifier.ts';
 import { Upstream } from './proxy/forward.ts';
 import { createPipeline } from './proxy/pipeline.ts';
-import { createListener, startDraining } from './proxy/server.ts';
+import { closeTunnels, createListener, startDraining } from './proxy/server.ts';
 import { compileRoutes } from './routes/table.ts';
 import { watchRoutes } from './config/route-reloader.ts';
 import { TlsMaterialStore } from './tls/material.ts';
@@ -79,27 +84,40 @@ export class Gateway {
   }
 
   /** Builds every component (failing closed on any broken input) and starts listening. */
-  static async start(cfg: Config, opts: GatewayOptions): Promise<Gateway> {
+  static async start(given: Config, opts: GatewayOptions): Promise<Gateway> {
     const log = opts.log;
+    // A config built in code (tests, tools) may leave the analyzer defaults that loadConfig resolves.
+    const cfg: Config = given.analyzer.dir !== undefined && given.analyzer.rules !== undefined ? given : {
+      ...given,
+      analyzer: { ...given.analyzer, dir: given.analyzer.dir ?? resolve(given.audit.dir, 'analyzer'), rules: given.analyzer.rules ?? SHIPPED_DETECTIONS },
+    };
     const closers: (() => Promise<void> | void)[] = [];
     try {
       const material = await TlsMaterialStore.open(cfg.tls, log);
       closers.push(() => material.close());
       const policy = await createPolicyStore({
         modelPath: cfg.authz.model, policyPath: cfg.authz.policy,
-        decisionCacheEntries: cfg.authz.decisionCacheEntries, watch: true, logger: log,
+        decisionCacheEntries: cfg.authz.decisionCacheEntries, engine: cfg.authz.engine, watch: true, logger: log,
       });
       closers.push(() => policy.close());
       // ★ Shadow policy: a candidate evaluated beside the enforced one, hot-reloaded the same way.
       const shadow = cfg.authz.shadow ? await createPolicyStore({
         modelPath: cfg.authz.shadow.model, policyPath: cfg.authz.shadow.policy,
-        decisionCacheEntries: cfg.authz.decisionCacheEntries, watch: true, logger: log, name: 'shadow-policy',
+        decisionCacheEntries: cfg.authz.decisionCacheEntries, engine: cfg.authz.engine, watch: true, logger: log, name: 'shadow-policy',
       }) : undefined;
       if (shadow) closers.push(() => shadow.close());
       const jwt = cfg.jwt ? await JwtVerifier.create(cfg.jwt, { logger: log }) : undefined;
       if (jwt) closers.push(() => jwt.close());
       const audit = new AuditWriter(cfg.audit, { logger: log });
       await audit.open();
+      closers.push(() => audit.close());
+      // ★ Closed loop: quarantine decisions (from detection rules or `meshgate decisions add`)
+      //   are read from the analyzer's decisions.json and enforced within a second of being written.
+      const quarantine = await watchQuarantine(decisionsPath(cfg.analyzer.dir as string), { logger: log });
+      closers.push(() => quarantine.close());
+      // The embedded analyzer follows this gateway's audit log in a worker thread, off the request path.
+      const analyzer = cfg.analyzer.enabled ? await startEmbeddedAnalyzer(cfg, { logger: log }) : undefined;
+      if (analyzer) closers.push(() => analyzer.stop());
       const upstream = new Upstream(cfg.upstream, cfg.listen.maxBodyBytes);
       let routes = compileRoutes(cfg.routes);
       const routeReloader = opts.configFile ? watchRoutes(opts.configFile, cfg, (r) => { routes = compileRoutes(r); }, { log, env: opts.env }) : undefined;
@@ -108,17 +126,20 @@ export class Gateway {
       const components = (): ComponentStatus[] => [
         ...(routeReloader ? [routeReloader.status()] : []), material.status(), policy.status(),
         ...(shadow ? [shadow.status()] : []), ...(jwt ? jwt.status() : []),
+        quarantine.status(), ...(analyzer ? [analyzer.status()] : []),
       ];
       const metrics = new Metrics({
         components,
         audit: () => audit.stats(),
         inflight: () => inflight.count,
         certNotAfter: () => material.current.notAfter,
+        analyzer: () => analyzer?.stats().analyzer,
       }, opts.processMetrics ?? true);
       const admit = createPipeline({
         routes: () => routes,
         authorizer: () => policy.current(),
         shadow: shadow ? () => shadow.current() : undefined,
+        quarantine: () => quarantine.table,
         jwt,
         trustedForwarders: new Set(cfg.headers.trustedForwarders),
         encodedSlash: cfg.headers.encodedSlash,
@@ -144,7 +165,7 @@ export class Gateway {
       admin.listen(cfg.admin.port, cfg.admin.host);
       await Promise.all([once(listener, 'listening'), once(admin, 'listening')]);
       // Shutdown order: stop the watchers, then let the upstream pool and the audit writer drain last.
-      closers.push(() => upstream.close(), () => audit.close());
+      closers.push(() => upstream.close());
       const gw = new Gateway(cfg, log, { listener, admin, metrics, closers, inflight, components, lifecycle, audit });
       log.info({ listen: gw.address, admin: gw.adminAddress, upstream: cfg.upstream.url, tlsMode: cfg.tls.mode }, 'meshgate listening');
       return gw;
@@ -182,7 +203,12 @@ export class Gateway {
       while (this.#inflight.count > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       if (this.#inflight.count > 0) this.#log.warn({ inflight: this.#inflight.count }, 'drain timeout: closing remaining connections');
       this.#listener.closeAllConnections();
+      //closeTunnels(this.#listener);
       await closed;
+      // Requests cut off above record their audit event only as their sockets
+      // finish closing: let them, or the writer would close before they append.
+      const grace = Date.now() + 1000;
+      while (this.#inflight.count > 0 && Date.now() < grace) await new Promise((r) => setTimeout(r, 5));
       for (const c of this.#closers.reverse()) {
         try { await c(); } catch (e) { this.#log.error({ err: e }, 'error during shutdown'); }
       }

@@ -6,8 +6,18 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ComponentStatus } from '../core/status.ts';
 
+export interface AnalyzerMetrics {
+  readonly eventsProcessed: number;
+  readonly lagEvents: number;
+  readonly lagSeconds: number;
+  readonly alerts: number;
+  readonly decisions: number;
+}
+
 export interface MetricSources {
   components: () => ComponentStatus[];
+  /** The embedded analyzer's last report, when it runs. */
+  analyzer?: () => AnalyzerMetrics | undefined;
   audit: () => { queued: number; written: number; errors: number; dropped: number };
   inflight: () => number;
   certNotAfter: () => Date | undefined;
@@ -65,6 +75,14 @@ export class Metrics {
     new Gauge({ name: 'meshgate_audit_written_events', help: 'Audit events written since start', registers, collect() { this.set(sources.audit().written); } });
     new Gauge({ name: 'meshgate_audit_write_errors', help: 'Audit write errors since start', registers, collect() { this.set(sources.audit().errors); } });
     new Gauge({ name: 'meshgate_audit_dropped_events', help: 'Audit events dropped because the queue limit was hit', registers, collect() { this.set(sources.audit().dropped); } });
+    const analyzerGauge = (name: string, help: string, pick: (a: AnalyzerMetrics) => number): void => {
+      new Gauge({ name, help, registers, collect() { const a = sources.analyzer?.(); if (a) this.set(pick(a)); } });
+    };
+    analyzerGauge('meshgate_analyzer_events_processed', 'Audit events the embedded analyzer has processed', (a) => a.eventsProcessed);
+    analyzerGauge('meshgate_analyzer_lag_events', 'Audit events written but not yet analyzed', (a) => a.lagEvents);
+    analyzerGauge('meshgate_analyzer_lag_seconds', 'Event-time lag of the analyzer behind the audit log', (a) => a.lagSeconds);
+    analyzerGauge('meshgate_analyzer_alerts', 'Alerts raised since the analyzer started', (a) => a.alerts);
+    analyzerGauge('meshgate_analyzer_decisions', 'Quarantine decisions ordered since the analyzer started', (a) => a.decisions);
     new Gauge({ name: 'meshgate_inflight_requests', help: 'Requests being processed', registers, collect() { this.set(sources.inflight()); } });
     new Gauge({
       name: 'meshgate_tls_cert_expiry_timestamp_seconds', help: 'notAfter of the serving certificate', registers,

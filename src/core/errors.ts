@@ -72,6 +72,7 @@ export const Errors = Object.freeze({
   AUTHZ_DENIED: spec('MG_ERR_AUTHZ_DENIED', 403, 'authz_no_matching_rule', 'Denied: no policy rule allows this request'),
   AUTHZ_DENY_RULE: spec('MG_ERR_AUTHZ_DENY_RULE', 403, 'authz_deny_rule', 'Denied by a policy deny rule'),
   AUTHZ_ERROR: spec('MG_ERR_AUTHZ_ERROR', 500, 'authz_error', 'Authorization could not be evaluated'),
+  AUTHZ_QUARANTINED: spec('MG_ERR_AUTHZ_QUARANTINED', 403, 'quarantined', 'Denied: this identity, token, certificate or address is quarantined'),
 
   // --- upstream (MG_ERR_UPSTREAM_*) ---
   UPSTREAM_UNAVAILABLE: spec('MG_ERR_UPSTREAM_UNAVAILABLE', 502, 'upstream_unavailable', 'Upstream service unavailable'),

@@ -46,6 +46,7 @@ export function requestAuditEvent(state: RequestState): AuditEvent {
     bytesOut: state.bytesOut,
     latencyMs: Math.round(state.elapsedMs() * 1000) / 1000,
     shadow: shadowResult(state, allowed),
+    ...(state.quarantine ? { quarantine: state.quarantine } : {}),
   };
 }
 

@@ -8,6 +8,7 @@
  *   3. normalize  raw target → one canonical path                  (400 path_*)
  *   4. route      first matching route, else 404                   (404 route_not_found)
  *   5. authn      route requirement: none | mtls | jwt | mtls+jwt (401 peer_cert_required, jwt_*)
+ *  5b. quarantine decisions ordered by detection rules or people   (403 quarantined)
  *   6. authz      Casbin on (sub, peer, obj, act, claims)          (403 authz_*)
  *                 + shadow policy and path-confusion alarm (audited, never enforced)
  *   7. identity headers for upstream (XFCC, x-meshgate-*)
@@ -29,6 +30,21 @@ export interface TokenVerifier {
   verify(token: string, peer: Peer | undefined): Promise<Principal>;
 }
 
+/** The verified values a quarantine decision can name. */
+export interface QuarantineKeys {
+  readonly spiffe?: string | undefined;
+  readonly sub?: string | undefined;
+  readonly jti?: string | undefined;
+  readonly cert?: string | undefined;
+  readonly ip?: string | undefined;
+}
+
+/** What the pipeline needs from the quarantine table. */
+export interface QuarantineLookup {
+  match(keys: QuarantineKeys, now: number): { readonly id: string; readonly scope: string } | undefined;
+  wouldMatch(keys: QuarantineKeys, now: number): { readonly id: string; readonly scope: string } | undefined;
+}
+
 /** What the pipeline needs from the authorization module. */
 export interface DecisionMaker {
   decide(req: AuthzRequest): Decision;
@@ -39,6 +55,8 @@ export interface PipelineDeps {
   readonly authorizer: () => DecisionMaker;
   /** The shadow (candidate) policy, when configured. */
   readonly shadow?: (() => DecisionMaker) | undefined;
+  /** Quarantine decisions in force (from decisions.json or the NATS KV bucket). */
+  readonly quarantine?: (() => QuarantineLookup) | undefined;
   readonly jwt: TokenVerifier | undefined;
   readonly trustedForwarders: ReadonlySet<string>;
   readonly encodedSlash: 'reject' | 'keep';
@@ -99,6 +117,23 @@ export function createPipeline(deps: PipelineDeps): (state: RequestState) => Pro
     const principal = state.principal;
     if ((route.auth === 'jwt' || route.auth === 'mtls+jwt') && !principal) throw new MeshgateError(Errors.JWT_MISSING);
     if (route.requireBoundToken && principal && !principal.certBound) throw new MeshgateError(Errors.JWT_CNF_REQUIRED);
+
+    // 5b. Quarantine (PRODUCT §1.8 ★ closed loop): a decision ordered by a
+    //     detection rule or by a person refuses the identity, token,
+    //     certificate or address, whatever the policy says. Checked after
+    //     authn so that token subjects and ids are verified values.
+    const quarantine = deps.quarantine?.();
+    if (quarantine) {
+      const keys = { spiffe: peer?.spiffeId, sub: principal?.sub, jti: principal?.jti, cert: peer?.fingerprint256, ip: input.source.ip };
+      const now = Date.now();
+      const hit = quarantine.match(keys, now);
+      if (hit) {
+        state.quarantine = { decisionId: hit.id, scope: hit.scope, simulated: false };
+        throw new MeshgateError(Errors.AUTHZ_QUARANTINED);
+      }
+      const would = quarantine.wouldMatch(keys, now);
+      if (would) state.quarantine = { decisionId: would.id, scope: would.scope, simulated: true };
+    }
 
     // 6. Authorize — the tuple comes only from verified identity. Every route,
     //    `auth: none` included, is decided by the policy; no identity = anonymous.

@@ -42,6 +42,8 @@ export class RequestState {
   shadow: Decision | undefined;
   /** Set when the raw path would have been decided differently from the canonical one. */
   pathConfusion: Decision | undefined;
+  /** The quarantine decision that refused (or, simulated, would have refused) the request. */
+  quarantine: { decisionId: string; scope: string; simulated: boolean } | undefined;
   error: MeshgateError | undefined;
   status = 0;
   bytesIn = 0;

@@ -95,6 +95,8 @@ export interface HarnessOptions {
   readonly policy?: string;
   readonly model?: string;
   readonly patch?: (cfg: ConfigInput, dir: string, pki: TestPki) => ConfigInput;
+  /** Run the embedded analyzer (default false). */
+  readonly analyzer?: boolean;
   /** Start the upstream (default true); false leaves the upstream address closed. */
   readonly upstream?: boolean;
   /** An 'upgrade' listener for the upstream server (e.g. a `ws` WebSocketServer's handleUpgrade). */
@@ -147,6 +149,8 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       { name: 'default', match: { pathPrefix: '/' }, auth: 'mtls+jwt' },
     ],
     audit: { dir: join(dir, 'audit'), fsyncInterval: '100ms' },
+    // Off unless a test asks: the default rules would (rightly) quarantine the adversarial test clients.
+    analyzer: { enabled: opts.analyzer ?? false },
   };
   if (opts.patch) input = opts.patch(input, dir, pki);
   const config = configSchema.parse(input);
