@@ -40,7 +40,7 @@ test('compose runs meshgate in the service network namespace, read-only, without
 
 test('the Kubernetes Deployment has meshgate as a hardened sidecar container with probes', () => {
   const docs = parseAllDocuments(read('docker/k8s/deployment.yaml')).map((d) => d.toJS() as { kind: string; spec: Record<string, unknown> });
-  const dep = docs.find((d) => d.kind === 'Deployment') as { spec: { template: { spec: { securityContext: { runAsNonRoot: boolean }; containers: { name: string; securityContext?: Record<string, unknown>; readinessProbe?: { httpGet: { path: string } } }[] } } } };
+  const dep = docs.find((d) => d.kind === 'Deployment') as unknown as { spec: { template: { spec: { securityContext: { runAsNonRoot: boolean }; containers: { name: string; securityContext?: Record<string, unknown>; readinessProbe?: { httpGet: { path: string } } }[] } } } };
   const pod = dep.spec.template.spec;
   assert.equal(pod.securityContext.runAsNonRoot, true);
   assert.deepEqual(pod.containers.map((c) => c.name).sort(), ['meshgate', 'orders']);
