@@ -65,6 +65,13 @@ export class Metrics {
       },
     });
     new Gauge({
+      name: 'meshgate_policy_engine', help: '1 for the authorization engine serving each policy (compiled index or casbin fallback)', labelNames: ['component', 'engine'], registers,
+      collect() {
+        this.reset();
+        for (const c of sources.components()) if (c.engine) this.set({ component: c.name, engine: c.engine.name }, 1);
+      },
+    });
+    new Gauge({
       name: 'meshgate_jwks_stale', help: '1 while an issuer serves stale keys during a JWKS outage', labelNames: ['component'], registers,
       collect() {
         this.reset();

@@ -1,8 +1,10 @@
 /**
  * The engine-neutral authorization contract. The rest of meshgate sees only
- * this: today Casbin implements it (casbin-authorizer.ts); a compiled engine
- * with cost independent of policy size will implement the same interface and
- * must return the same decisions (PRODUCT §1.4).
+ * this. Two engines implement it and return the same decisions (PRODUCT
+ * §1.4, proven by test/unit/authz-engine-differential*.test.ts): the
+ * compiled index (compiled/), whose cost does not grow with the policy, and
+ * Casbin itself (casbin-authorizer.ts) for models the compiler does not
+ * support.
  */
 import type { AuthzRequest, Decision } from '../core/types.ts';
 import { Errors, REASON_ALLOWED } from '../core/errors.ts';
@@ -12,7 +14,10 @@ import type { Logger } from '../core/log.ts';
 export interface Authorizer {
   /** `sha256:` + first 16 hex of SHA-256(model text + '\n' + policy text). */
   readonly version: string;
-  readonly engine: 'casbin';
+  /** Which engine decides. */
+  readonly engine: AuthzEngine;
+  /** Why the compiled engine could not serve this model and casbin does instead (engine `auto`). */
+  readonly fallbackReason?: string | undefined;
   /** True when the matcher reads claims; such decisions are never cached. */
   readonly usesClaims: boolean;
   /**
@@ -22,12 +27,24 @@ export interface Authorizer {
   decide(req: AuthzRequest): Decision;
 }
 
+/** The engines that can decide. */
+export type AuthzEngine = 'compiled' | 'casbin';
+
+/**
+ * `auto`: compiled when the model is supported, else casbin (with a
+ * fallback reason); `compiled`: refuse unsupported models (PolicyError);
+ * `casbin`: always casbin.
+ */
+export type AuthzEngineChoice = 'auto' | AuthzEngine;
+
 /** Where to load a model and policy from, and how much to cache. */
 export interface AuthorizerOptions {
   readonly modelPath: string;
   readonly policyPath: string;
   /** Decision-cache entries for this instance (0 disables). */
   readonly decisionCacheEntries: number;
+  /** Engine selection (default `auto`). */
+  readonly engine?: AuthzEngineChoice | undefined;
   /** Receives evaluation errors (never request claims). Defaults to silent. */
   readonly logger?: Logger | undefined;
 }

@@ -9,7 +9,7 @@
 import { StatusTracker, type ComponentStatus } from '../core/status.ts';
 import { silentLogger, type Logger } from '../core/log.ts';
 import { watchFiles, type FileWatcher } from '../core/watch.ts';
-import type { Authorizer } from './authorizer.ts';
+import type { Authorizer, AuthzEngineChoice } from './authorizer.ts';
 import { loadAuthorizer } from './casbin-authorizer.ts';
 import { PolicyError } from './policy-error.ts';
 
@@ -20,6 +20,8 @@ export interface PolicyStoreOptions {
   readonly modelPath: string;
   readonly policyPath: string;
   readonly decisionCacheEntries: number;
+  /** Engine selection (default `auto`: compiled when supported, else casbin with a logged reason). */
+  readonly engine?: AuthzEngineChoice | undefined;
   /** Watch both files and reload on change. */
   readonly watch: boolean;
   readonly logger?: Logger | undefined;
@@ -31,7 +33,7 @@ export interface PolicyStoreOptions {
 export interface PolicyStore {
   /** The Authorizer in use now. Take it once per request. */
   current(): Authorizer;
-  /** Health for `/readyz` and metrics (component name `policy`). */
+  /** Health for `/readyz` and metrics (component name `policy`); `engine` says which engine decides and why. */
   status(): ComponentStatus;
   /**
    * Re-reads both files. Resolves true when the files load (swapping only if
@@ -51,12 +53,20 @@ export interface PolicyStore {
 export async function createPolicyStore(opts: PolicyStoreOptions): Promise<PolicyStore> {
   const logger = opts.logger ?? silentLogger;
   const load = (): Promise<Authorizer> => loadAuthorizer({
-    modelPath: opts.modelPath, policyPath: opts.policyPath, decisionCacheEntries: opts.decisionCacheEntries, logger,
+    modelPath: opts.modelPath, policyPath: opts.policyPath, decisionCacheEntries: opts.decisionCacheEntries, engine: opts.engine, logger,
   });
   const tracker = new StatusTracker(opts.name ?? 'policy');
+  const component = tracker.name;
+  // Every load says which engine decides; a fallback to casbin is a warning, because its cost grows with the policy.
+  const announce = (a: Authorizer, msg: string, extra: Record<string, unknown>): void => {
+    tracker.loaded(a.version);
+    tracker.engine = a.fallbackReason === undefined ? { name: a.engine } : { name: a.engine, fallbackReason: a.fallbackReason };
+    const fields = { component, policyVersion: a.version, engine: a.engine, ...extra };
+    if (a.fallbackReason === undefined) logger.info(fields, msg);
+    else logger.warn({ ...fields, fallbackReason: a.fallbackReason }, `${msg}; the compiled engine does not support this model, casbin decides (cost grows with the policy)`);
+  };
   let active = await load();
-  tracker.loaded(active.version);
-  logger.info({ policyVersion: active.version }, 'policy loaded');
+  announce(active, 'policy loaded', {});
 
   const listeners = new Set<(a: Authorizer) => void>();
   // Reloads run one after another, so a slow older load can never overwrite a newer one.
@@ -83,8 +93,7 @@ export async function createPolicyStore(opts: PolicyStoreOptions): Promise<Polic
     }
     const previous = active.version;
     active = next;
-    tracker.loaded(next.version);
-    logger.info({ policyVersion: next.version, previousVersion: previous }, 'policy reloaded');
+    announce(next, 'policy reloaded', { previousVersion: previous });
     for (const cb of listeners) {
       try { cb(next); } catch (err) { logger.error({ err: (err as Error).message }, 'policy reload listener failed'); }
     }

@@ -65,7 +65,7 @@ export function parsePolicyText(text: string, file: string, model: ModelDefiniti
 
 function countQuotes(s: string): number {
   let n = 0;
-  for (const c of s) if (c === '"') n++;
+  for (let i = s.indexOf('"'); i !== -1; i = s.indexOf('"', i + 1)) n++;
   return n;
 }
 

@@ -16,6 +16,8 @@ export interface ComponentStatus {
   readonly reloadFailures: number;
   /** Version of what is in use (content hash) when meaningful. */
   readonly version?: string | undefined;
+  /** Policy components: the engine deciding, and why casbin serves instead of the compiled index. */
+  readonly engine?: { readonly name: string; readonly fallbackReason?: string | undefined } | undefined;
 }
 
 /** Mutable counterpart used inside a component. */
@@ -28,6 +30,7 @@ export class StatusTracker {
   reloads = 0;
   reloadFailures = 0;
   version: string | undefined;
+  engine: ComponentStatus['engine'];
 
   constructor(name: string) { this.name = name; }
 
@@ -50,6 +53,7 @@ export class StatusTracker {
     return {
       name: this.name, ready: this.ready, state: this.state, lastLoad: this.lastLoad, lastError: this.lastError,
       reloads: this.reloads, reloadFailures: this.reloadFailures, version: this.version,
+      ...(this.engine ? { engine: this.engine } : {}),
     };
   }
 }
