@@ -9,7 +9,11 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   demo: { summary: 'start a demo: dev certs, a sample service and meshgate in front of it', load: async () => (await import('./demo.ts')).demoCommand },
   certs: { summary: 'dev PKI: certs init | issue | revoke', load: async () => (await import('./certs.ts')).certsCommand },
   token: { summary: 'dev tokens: token mint', load: async () => (await import('./token.ts')).tokenCommand },
-  audit: { summary: 'audit log: audit verify', load: async () => (await import('./audit.ts')).auditCommand },
+  audit: { summary: 'audit log: audit verify | query | tail', load: async () => (await import('./audit.ts')).auditCommand },
+  policy: { summary: 'policy workflow: policy check | test | explain | replay', load: async () => (await import('./policy.ts')).policyCommand },
+  analyzer: { summary: 'breach detection: analyzer run | replay', load: async () => (await import('./analyzer.ts')).analyzerCommand },
+  alerts: { summary: 'alerts: alerts list | show', load: async () => (await import('./alerts.ts')).alertsCommand },
+  decisions: { summary: 'quarantine decisions: decisions list | add | delete', load: async () => (await import('./decisions.ts')).decisionsCommand },
   config: { summary: 'configuration: config check | schema', load: async () => (await import('./config.ts')).configCommand },
 };
 

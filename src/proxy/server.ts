@@ -9,7 +9,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
-import type { Socket } from 'node:net';
+import type { Server as NetServer, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createHash } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
@@ -128,7 +128,7 @@ export function createListener(cfg: Config, deps: ListenerDeps): Server {
   });
 
   const handle = createRequestHandler(deps);
-  const drain = { draining: false, open: new Set<ServerResponse>() };
+  const drain = { draining: false, open: new Set<ServerResponse>(), tunnels: new Set<Duplex>() };
   draining.set(server, drain);
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const socket = req.socket;
@@ -141,22 +141,33 @@ export function createListener(cfg: Config, deps: ListenerDeps): Server {
     });
     handle(req, res);
   });
-  server.on('upgrade', createUpgradeHandler(deps));
+  const upgrade = createUpgradeHandler(deps);
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    // Upgraded sockets leave Node's connection tracking: closeAllConnections() cannot end them.
+    drain.tunnels.add(socket);
+    socket.once('close', () => drain.tunnels.delete(socket));
+    upgrade(req, socket, head);
+  });
   return server;
 }
 
-const draining = new WeakMap<Server, { draining: boolean; open: Set<ServerResponse> }>();
+const draining = new WeakMap<NetServer, { draining: boolean; open: Set<ServerResponse>; tunnels: Set<Duplex> }>();
 
 /**
  * Shutdown has begun: every response not yet started, and every request
  * still arriving on an open connection, is answered with `Connection: close`
  * (RFC 9112 §9.6), so no client reuses a connection that is about to go.
  */
-export function startDraining(server: Server): void {
+export function startDraining(server: NetServer): void {
   const d = draining.get(server);
   if (!d) return;
   d.draining = true;
   for (const res of d.open) if (!res.headersSent) res.shouldKeepAlive = false;
+}
+
+/** Ends every upgraded (WebSocket) connection: they would otherwise keep `server.close()` waiting forever. */
+export function closeTunnels(server: NetServer): void {
+  for (const socket of draining.get(server)?.tunnels ?? []) socket.destroy();
 }
 
 /** The OpenSSL verify code hidden in a handshake error, if any. */
