@@ -26,7 +26,8 @@ import { closeTunnels, createListener, startDraining } from './proxy/server.ts';
 import { compileRoutes } from './routes/table.ts';
 import { watchRoutes } from './config/route-reloader.ts';
 import { TlsMaterialStore } from './tls/material.ts';
-import { parseSubjectAltName } from './tls/peer.ts';
+import { parseSubjectAltName, socketPeer } from './tls/peer.ts';
+import { explainRequest } from './policy/explain.ts';
 
 export interface GatewayOptions {
   readonly log: Logger;
@@ -143,6 +144,8 @@ export class Gateway {
         jwt,
         trustedForwarders: new Set(cfg.headers.trustedForwarders),
         encodedSlash: cfg.headers.encodedSlash,
+        pathParams: cfg.headers.pathParams,
+        keepOverrideHeaders: cfg.headers.keepOverrideHeaders,
         maxHeaders: cfg.listen.maxHeaders,
         maxBodyBytes: cfg.listen.maxBodyBytes,
         forwardClaims: cfg.jwt?.forwardClaims ?? [],
@@ -153,14 +156,33 @@ export class Gateway {
         admit, upstream, audit, metrics, log, inflight, material,
         trustDomains: new Set(cfg.tls.trustDomains),
         strictTls: cfg.tls.mode === 'strict',
+        tunnelIdleMs: cfg.listen.idleTimeout,
+        tunnelAllowed: (s) => quarantine.table.match({
+          spiffe: s.peer?.spiffeId, sub: s.principal?.sub, jti: s.principal?.jti, cert: s.peer?.fingerprint256, ip: s.input.source.ip,
+        }, Date.now()) === undefined,
         onHandshakeFailure: (reason) => metrics.handshakeFailure(reason),
       });
       const lifecycle = { draining: false };
+      const adminTrust = new Set(cfg.tls.trustDomains);
       const admin = createAdminServer({
         metrics, components,
         listening: () => listener.listening,
         draining: () => lifecycle.draining,
+        // The audit review UI/API (docs/ui.md); explain re-runs a recorded request against the live policy.
+        ui: {
+          token: cfg.admin.token, spiffeIds: cfg.admin.spiffeIds, sessionTtlMs: cfg.admin.sessionTtl,
+          auditDir: cfg.audit.dir, analyzerDir: cfg.analyzer.dir as string, log,
+          explain: (q) => explainRequest(cfg, q, { authorizer: policy.current(), logger: log }),
+        },
+        tls: cfg.admin.tls ? {
+          context: () => material.current.options,
+          onChange: (cb) => material.onChange((m) => cb(m.options)),
+          peerSpiffeId: (socket) => { const p = socketPeer(socket, adminTrust, false); return p.kind === 'peer' ? p.peer.spiffeId : undefined; },
+        } : undefined,
       });
+      if (!['127.0.0.1', '::1', 'localhost'].includes(cfg.admin.host) && !(cfg.admin as { tls?: unknown }).tls) {
+        log.warn({ admin: cfg.admin.host }, 'the admin listener is reachable beyond loopback over plain HTTP: the admin token would cross the network in clear text (set admin.tls or bind it to loopback)');
+      }
       listener.listen(cfg.listen.port, cfg.listen.host);
       admin.listen(cfg.admin.port, cfg.admin.host);
       await Promise.all([once(listener, 'listening'), once(admin, 'listening')]);
@@ -203,7 +225,7 @@ export class Gateway {
       while (this.#inflight.count > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       if (this.#inflight.count > 0) this.#log.warn({ inflight: this.#inflight.count }, 'drain timeout: closing remaining connections');
       this.#listener.closeAllConnections();
-      //closeTunnels(this.#listener);
+      closeTunnels(this.#listener);
       await closed;
       // Requests cut off above record their audit event only as their sockets
       // finish closing: let them, or the writer would close before they append.

@@ -1,18 +1,39 @@
 /**
  * The admin listener (loopback by default): `/healthz` (the process is up),
  * `/readyz` (every component can serve and we are not draining; JSON detail
- * either way), `/metrics` (Prometheus text). The audit UI and its API land
- * here under `/ui/` and `/api/` in a later issue.
+ * either way), `/metrics` (Prometheus text), and — when `ui` is given — the
+ * audit review web UI under `/ui/` and its API under `/api/` (an express app,
+ * src/admin/ui/). With `tls`, the listener serves HTTPS with the gateway's
+ * TLS material and asks for (never requires) a client certificate, so an
+ * admin SPIFFE ID can sign in to the UI automatically.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import type { ComponentStatus } from '../core/status.ts';
 import type { Metrics } from './metrics.ts';
+import { createAdminApp } from './ui/create-admin-app.ts';
+import type { AdminUiDeps } from './ui/deps.ts';
+
+/** HTTPS for the admin listener, from the gateway's own (hot-reloaded) TLS material. */
+export interface AdminTls {
+  /** The current server certificate, key, client CA bundle and CRLs. */
+  readonly context: () => SecureContextOptions;
+  /** Calls `cb` with new material after each accepted reload. */
+  readonly onChange: (cb: (context: SecureContextOptions) => void) => void;
+  /** The verified SPIFFE ID of the connection's client certificate, or undefined (none, unverified, not a valid SVID). */
+  readonly peerSpiffeId: (socket: TLSSocket) => string | undefined;
+}
 
 export interface AdminDeps {
   readonly metrics: Metrics;
   readonly components: () => ComponentStatus[];
   readonly listening: () => boolean;
   readonly draining: () => boolean;
+  /** The audit review UI and API; absent: /ui/ and /api/ answer 404. */
+  readonly ui?: AdminUiDeps | undefined;
+  /** Serve HTTPS (admin.tls); absent: plain HTTP. */
+  readonly tls?: AdminTls | undefined;
 }
 
 export interface Readiness {
@@ -35,9 +56,23 @@ function json(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
+function isUiPath(path: string): boolean {
+  return path === '/ui' || path.startsWith('/ui/') || path === '/api' || path.startsWith('/api/');
+}
+
+/** The admin listener (not yet listening). */
 export function createAdminServer(deps: AdminDeps): Server {
-  return createServer((req: IncomingMessage, res: ServerResponse) => {
-    const path = (req.url ?? '/').split('?')[0];
+  const tls = deps.tls;
+  const app = deps.ui ? createAdminApp(deps.ui, {
+    secure: tls !== undefined,
+    peerSpiffeId: (req) => (tls && 'encrypted' in req.socket ? tls.peerSpiffeId(req.socket as TLSSocket) : undefined),
+  }) : undefined;
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
+    const path = (req.url ?? '/').split('?')[0] as string;
+    if (app && isUiPath(path)) {
+      app(req, res);
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') { json(res, 405, { error: 'method not allowed' }); return; }
     switch (path) {
       case '/healthz':
@@ -57,5 +92,12 @@ export function createAdminServer(deps: AdminDeps): Server {
       default:
         json(res, 404, { error: 'not found' });
     }
-  });
+  };
+  if (!tls) return createServer(handler);
+  // Client certificates are optional here: the admin token must keep working
+  // for browsers without one. Verification still runs (rejectUnauthorized off
+  // only lets the handshake finish); peerSpiffeId trusts authorized sockets only.
+  const server = createHttpsServer({ ...tls.context(), requestCert: true, rejectUnauthorized: false }, handler);
+  tls.onChange((context) => server.setSecureContext(context));
+  return server;
 }
