@@ -192,6 +192,16 @@ function checkSemantics(c: Config): SemanticIssue[] {
     // Otherwise the operator believes upstream traffic is mTLS while it is plaintext.
     out.push({ path: ['upstream', 'tls'], message: 'upstream.tls requires an https upstream.url' });
   }
+  // Two issuers must never be able to mint the same subject (a partner IdP's `sub: root` is not our root).
+  const issuerList = c.jwt?.issuers ?? [];
+  if (issuerList.length > 1) {
+    const seen = new Map<string, number>();
+    issuerList.forEach((iss, i) => {
+      if (iss.subjectPrefix === undefined) out.push({ path: ['jwt', 'issuers', i, 'subjectPrefix'], message: 'required when more than one issuer is configured (subjects of different issuers must not collide)' });
+      else if (seen.has(iss.subjectPrefix)) out.push({ path: ['jwt', 'issuers', i, 'subjectPrefix'], message: `duplicates jwt.issuers[${seen.get(iss.subjectPrefix)}].subjectPrefix` });
+      else seen.set(iss.subjectPrefix, i);
+    });
+  }
   if (c.admin.token !== undefined && c.admin.tokenFile !== undefined) {
     out.push({ path: ['admin', 'tokenFile'], message: 'set admin.token or admin.tokenFile, not both' });
   } else if (c.admin.token !== undefined && c.admin.token.trim() === '') {

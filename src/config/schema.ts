@@ -56,7 +56,11 @@ const adminSchema = z
     port: port.default(9901).describe('admin listener port (0 picks a free port)'),
     token: z.string().optional().describe('bearer token for /api and /ui; use ${ENV} or tokenFile'),
     tokenFile: file.optional().describe('file holding the admin token'),
+    tls: z.boolean().default(false).describe('serve the admin listener over HTTPS with the gateway TLS material (tls.cert, tls.key); client certificates are asked for (optional) and verified against tls.clientCa and tls.crl'),
+    spiffeIds: z.array(z.string().startsWith('spiffe://')).default([]).describe('SPIFFE IDs signed in to /ui and /api automatically when they present a verified client certificate (needs admin.tls: true)'),
+    sessionTtl: duration('8h', 'a web UI session ends this long after sign-in (and after 30m without use)'),
   })
+  .refine((a) => a.spiffeIds.length === 0 || a.tls, { message: 'admin.spiffeIds needs admin.tls: true (a SPIFFE ID is only known over mTLS)', path: ['spiffeIds'] })
   .describe('Admin listener: /healthz, /readyz, /metrics, /ui/, /api/');
 
 const upstreamSchema = z
@@ -102,6 +106,9 @@ const issuerSchema = z
     jwksUrl: z.url({ protocol: /^https?$/ }).optional().describe('remote JWKS URL'),
     algorithms: z.array(algorithms).min(1).describe('algorithm allow-list; asymmetric only (never none or HMAC)'),
     requiredClaims: z.array(z.string().min(1)).default([]).describe('claims that must be present'),
+    subjectPrefix: z.string().regex(/^[A-Za-z0-9._-]+:$/, 'letters, digits, ".", "_" or "-", ending with ":" (e.g. "partner:")').optional()
+      .describe('prepended to this issuer\'s `sub` for authorization, quarantine, audit and upstream headers; required for every issuer when more than one is configured, so that two issuers can never mint the same subject'),
+    typ: z.string().min(1).optional().describe('required JOSE header typ (e.g. "at+jwt", RFC 9068), so an ID token from the same issuer is not accepted as an access token (RFC 8725 §3.11)'),
     refreshInterval: duration('5m', 'background refresh of a remote JWKS'),
     refetchCooldown: duration('30s', 'minimum time between refetches triggered by an unknown kid'),
     maxStale: duration('1h', 'how long the last good remote keys keep serving during a JWKS outage'),
@@ -175,6 +182,64 @@ const routeSchema = z
     requireBoundToken: z.boolean().default(false).describe('RFC 8705: the token must carry cnf["x5t#S256"] equal to the peer certificate'),
   });
 
+// --- audit.sink.nats: scale-out on NATS JetStream (src/stream/, docs/operations.md) ---
+
+const natsToken = z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" and "-" only (one NATS subject token)');
+const natsName = z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" and "-" only');
+const natsSubjectPrefix = z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, 'dot-separated tokens of letters, digits, "_" and "-" (no wildcards)');
+
+const natsAuthSchema = z
+  .union([
+    z.strictObject({ user: z.string().min(1).describe('user name'), password: z.string().min(1).describe('password; use ${ENV}') }),
+    z.strictObject({ user: z.string().min(1).describe('user name'), passwordFile: file.describe('file holding the password') }),
+    z.strictObject({ token: z.string().min(1).describe('authorization token; use ${ENV}') }),
+    z.strictObject({ tokenFile: file.describe('file holding the authorization token') }),
+    z.strictObject({ nkeySeedFile: file.describe('file holding the NKEY user seed (SU…)') }),
+  ])
+  .describe('one of: user + password | user + passwordFile | token | tokenFile | nkeySeedFile');
+
+const natsSinkSchema = z
+  .strictObject({
+    servers: z.array(z.string().regex(/^((nats|tls):\/\/)?[^\s/]+:\d+$/, 'expected nats://host:port or tls://host:port')).min(1).describe('NATS servers, e.g. nats://nats:4222'),
+    auth: natsAuthSchema.optional(),
+    tls: z
+      .strictObject({
+        ca: file.optional().describe('CA bundle the NATS server certificate must chain to (PEM)'),
+        cert: file.optional().describe('client certificate presented to NATS (PEM)'),
+        key: file.optional().describe('private key of that client certificate (PEM)'),
+      })
+      .refine((t) => (t.cert === undefined) === (t.key === undefined), { message: 'cert and key go together' })
+      .optional()
+      .describe('TLS to NATS (required when any server is tls://)'),
+    service: natsToken.describe('this service\'s name: events go to <subjectPrefix>.<service>.<log id>.p<partition>'),
+    stream: natsName.default('MESHGATE_AUDIT').describe('JetStream stream holding audit events (created at start-up when missing, else checked)'),
+    subjectPrefix: natsSubjectPrefix.default('meshgate.audit').describe('subject prefix of audit events; the stream captures <subjectPrefix>.>'),
+    partitions: z.number().int().min(1).max(1024).default(16).describe('partitions per service: every event of one identity (SPIFFE ID, else sub, else source ip) goes to the same one'),
+    maxAckPending: z.number().int().min(1).max(65_536).default(4096).describe('most events published and not yet acknowledged by JetStream (backpressure)'),
+    ackTimeout: duration('5s', 'a publish not acknowledged within this is retried from the cursor'),
+    duplicateWindow: duration('2m', 'JetStream duplicate window (de-duplication by event id); must cover the shipper\'s retry horizon (at least 4 × ackTimeout)'),
+    maxAge: duration('7d', 'stream limit: events older than this are removed from the stream (the local audit log keeps them)'),
+    maxBytes: z.number().int().min(-1).default(-1).describe('stream limit in bytes (-1: no limit but the server\'s)'),
+    replicas: z.number().int().min(1).max(5).default(1).describe('stream replicas in a NATS cluster'),
+    cursorFile: file.optional().describe('shipper cursor (last acknowledged seq; default <audit.dir>/nats-cursor.json)'),
+    decisionsBucket: natsName.default('meshgate_decisions').describe('KV bucket of quarantine decisions, watched by every gateway'),
+    watchDecisions: z.boolean().default(true).describe('enforce quarantines from the decisions bucket'),
+    analyzer: z
+      .strictObject({
+        durablePrefix: natsName.default('meshgate-analyzer').describe('durable consumer names: <durablePrefix>-p<partition>'),
+        stateBucket: natsName.default('meshgate_analyzer_state').describe('KV bucket of per-partition checkpoints (stream seq + engine state)'),
+        leaseBucket: natsName.default('meshgate_analyzer_leases').describe('KV bucket of partition leases and replica membership (entries expire after leaseTtl)'),
+        leaseTtl: duration('10s', 'a replica that stops renewing loses its partitions after this'),
+        checkpointInterval: duration('2s', 'how often a partition\'s engine state is checkpointed (bounds re-processing after a takeover)'),
+        batch: z.number().int().min(1).max(10_000).default(512).describe('events pulled per request'),
+        alertsStream: natsName.default('MESHGATE_ALERTS').describe('JetStream stream alerts are published to (de-duplicated by alert id + count)'),
+        alertsSubjectPrefix: natsSubjectPrefix.default('meshgate.alerts').describe('alerts go to <alertsSubjectPrefix>.<rule>'),
+      })
+      .prefault({})
+      .describe('settings of `meshgate analyzer run --nats` replicas'),
+  })
+  .describe('publish audit events to NATS JetStream (PRODUCT §1.7); the local log is the spool');
+
 const auditSchema = z
   .strictObject({
     dir: file.describe('audit log folder'),
@@ -182,6 +247,10 @@ const auditSchema = z
     fsyncInterval: duration('1s', 'at most this much is lost on a crash'),
     checkpointInterval: duration('10s', 'how often a checkpoint is written to the HEAD file'),
     queueLimit: z.number().int().min(1000).default(100_000).describe('most events buffered in memory; beyond it new events are dropped, counted (meshgate_audit_dropped_events) and logged — requests never wait for the audit log'),
+    sink: z
+      .strictObject({ nats: natsSinkSchema.optional() })
+      .optional()
+      .describe('where audit events are shipped besides the local log'),
   })
   .describe('Tamper-evident audit log');
 
@@ -208,6 +277,8 @@ export const configSchema = z
       .strictObject({
         trustedForwarders: z.array(z.string().startsWith('spiffe://')).default([]).describe('peers whose x-forwarded-* headers are kept; all others are stripped'),
         encodedSlash: z.enum(['reject', 'keep']).default('reject').describe('%2F / %5C in paths: reject (400) or keep encoded'),
+        pathParams: z.enum(['reject', 'keep']).default('reject').describe('";" in a path segment (matrix parameters, which Java servers strip before routing: /secret;x is /secret to Tomcat): reject (400 path_parameter) or keep'),
+        keepOverrideHeaders: z.boolean().default(false).describe('forward X-HTTP-Method-Override, X-Original-URL and similar override headers (off: they are stripped, since the upstream would run something other than what was authorized)'),
       })
       .prefault({})
       .describe('Request header and path hygiene'),
@@ -223,3 +294,4 @@ export type JwtConfig = NonNullable<Config['jwt']>;
 export type TlsConfig = Config['tls'];
 export type AuditConfig = Config['audit'];
 export type AnalyzerConfig = Config['analyzer'];
+export type NatsSinkConfig = NonNullable<NonNullable<Config['audit']['sink']>['nats']>;

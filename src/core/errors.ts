@@ -29,11 +29,13 @@ export const Errors = Object.freeze({
   REQ_PATH_ENCODED_SLASH: spec('MG_ERR_REQ_PATH_ENCODED_SLASH', 400, 'path_encoded_slash', 'Encoded slash in path'),
   REQ_PATH_ENCODED_BACKSLASH: spec('MG_ERR_REQ_PATH_ENCODED_BACKSLASH', 400, 'path_encoded_backslash', 'Encoded or raw backslash in path'),
   REQ_PATH_INVALID_CHAR: spec('MG_ERR_REQ_PATH_INVALID_CHAR', 400, 'path_invalid_character', 'Invalid character in path'),
+  REQ_PATH_PARAMETER: spec('MG_ERR_REQ_PATH_PARAMETER', 400, 'path_parameter', 'Path parameters (";") are not accepted'),
   REQ_HEADERS_TOO_LARGE: spec('MG_ERR_REQ_HEADERS_TOO_LARGE', 431, 'headers_too_large', 'Request headers too large'),
   REQ_TOO_MANY_HEADERS: spec('MG_ERR_REQ_TOO_MANY_HEADERS', 431, 'too_many_headers', 'Too many request headers'),
   REQ_BODY_TOO_LARGE: spec('MG_ERR_REQ_BODY_TOO_LARGE', 413, 'body_too_large', 'Request body too large'),
   REQ_TIMEOUT: spec('MG_ERR_REQ_TIMEOUT', 408, 'request_timeout', 'Request not received in time'),
   REQ_MALFORMED: spec('MG_ERR_REQ_MALFORMED', 400, 'bad_request', 'Malformed request'),
+  REQ_UPGRADE_METHOD: spec('MG_ERR_REQ_UPGRADE_METHOD', 400, 'upgrade_method_invalid', 'A WebSocket upgrade must be a GET request'),
   REQ_AMBIGUOUS_LENGTH: spec('MG_ERR_REQ_AMBIGUOUS_LENGTH', 400, 'ambiguous_body_length', 'Request has ambiguous body framing'),
 
   // --- routing (MG_ERR_ROUTE_*) ---
@@ -83,6 +85,15 @@ export const Errors = Object.freeze({
   GW_INTERNAL: spec('MG_ERR_GW_INTERNAL', 500, 'internal_error', 'Internal error'),
   GW_SHUTTING_DOWN: spec('MG_ERR_GW_SHUTTING_DOWN', 503, 'shutting_down', 'Gateway is shutting down'),
   GW_CLIENT_CLOSED: spec('MG_ERR_GW_CLIENT_CLOSED', 499, 'client_closed_request', 'Client closed the connection before the response completed'),
+
+  // --- admin UI and API (MG_ERR_ADMIN_*) ---
+  ADMIN_UNAUTHENTICATED: spec('MG_ERR_ADMIN_UNAUTHENTICATED', 401, 'admin_unauthenticated', 'Admin sign-in required'),
+  ADMIN_BAD_CREDENTIALS: spec('MG_ERR_ADMIN_BAD_CREDENTIALS', 401, 'admin_bad_credentials', 'Admin token is not valid'),
+  ADMIN_RATE_LIMITED: spec('MG_ERR_ADMIN_RATE_LIMITED', 429, 'admin_sign_in_rate_limited', 'Too many failed admin sign-ins; try again later'),
+  ADMIN_CSRF: spec('MG_ERR_ADMIN_CSRF', 403, 'admin_csrf_rejected', 'Cross-site request refused: missing or wrong CSRF token or origin'),
+  ADMIN_BAD_PARAM: spec('MG_ERR_ADMIN_BAD_PARAM', 400, 'admin_invalid_parameter', 'Invalid request parameter'),
+  ADMIN_NOT_FOUND: spec('MG_ERR_ADMIN_NOT_FOUND', 404, 'admin_not_found', 'Not found'),
+  ADMIN_METHOD: spec('MG_ERR_ADMIN_METHOD', 405, 'admin_method_not_allowed', 'Method not allowed'),
 } satisfies Record<string, ErrorSpec>);
 
 export type ErrorName = keyof typeof Errors;

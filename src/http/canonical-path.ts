@@ -30,6 +30,13 @@ export type EncodedSlashMode = 'reject' | 'keep';
 export interface CanonicalizeOptions {
   /** 'reject' → 400; 'keep' → stays encoded (upper-case) and is never a separator. */
   readonly encodedSlash: EncodedSlashMode;
+  /**
+   * ';' in the path (matrix parameters): 'reject' (the default) → 400
+   * path_parameter; 'keep' → kept verbatim. Tomcat, Jetty and Spring strip
+   * `;…` from a segment before routing, so `/secret;x` would be authorized as
+   * one path and served as another.
+   */
+  readonly pathParams?: 'reject' | 'keep' | undefined;
 }
 
 export interface CanonicalTarget {
@@ -115,14 +122,24 @@ export function canonicalizeTarget(rawTarget: string, opts: CanonicalizeOptions)
     }
     prev = c;
   }
-  if (i === len) return { path: rawTarget, query: '' };
+  const params = opts.pathParams !== 'keep';
+  if (i === len) return { path: params ? noParams(rawTarget) : rawTarget, query: '' };
   // Stopped on '?' with a clean prefix: every earlier character passed the checks above.
-  if (rawTarget.charCodeAt(i) === 0x3f) return { path: rawTarget.slice(0, i), query: checkQuery(rawTarget, i + 1) };
+  if (rawTarget.charCodeAt(i) === 0x3f) {
+    const path = rawTarget.slice(0, i);
+    return { path: params ? noParams(path) : path, query: checkQuery(rawTarget, i + 1) };
+  }
 
   const q = rawTarget.indexOf('?');
   const pathEnd = q === -1 ? len : q;
   const path = canonicalizeSlow(rawTarget, pathEnd, opts.encodedSlash === 'keep');
-  return { path, query: q === -1 ? '' : checkQuery(rawTarget, q + 1) };
+  return { path: params ? noParams(path) : path, query: q === -1 ? '' : checkQuery(rawTarget, q + 1) };
+}
+
+function noParams(path: string): string {
+  const at = path.indexOf(';');
+  if (at !== -1) fail(Errors.REQ_PATH_PARAMETER, at);
+  return path;
 }
 
 function checkQuery(s: string, from: number): string {

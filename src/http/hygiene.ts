@@ -29,8 +29,21 @@ export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
   'proxy-authenticate',
 ]);
 
-/** Identity headers meshgate sets upstream itself: always removed from clients. */
-export const IDENTITY_HEADERS: ReadonlySet<string> = new Set(['x-forwarded-client-cert']);
+/**
+ * Identity headers meshgate sets upstream itself, and RFC 9440's client
+ * certificate fields that other proxies set: always removed from clients.
+ */
+export const IDENTITY_HEADERS: ReadonlySet<string> = new Set(['x-forwarded-client-cert', 'client-cert', 'client-cert-chain']);
+
+/**
+ * Headers with which frameworks let a request claim another method or URL
+ * (Express method-override, Symfony/IIS X-Original-URL): the upstream would
+ * execute something other than what was authorized. Removed unless
+ * `keepOverride` is set.
+ */
+export const OVERRIDE_HEADERS: ReadonlySet<string> = new Set([
+  'x-http-method-override', 'x-http-method', 'x-method-override', 'x-original-method', 'x-original-url', 'x-rewrite-url',
+]);
 
 /** Prefixes of identity headers meshgate sets upstream itself: always removed from clients. */
 export const IDENTITY_HEADER_PREFIXES: readonly string[] = Object.freeze(['x-meshgate-']);
@@ -47,6 +60,8 @@ const CONNECTION_PROTECTED: ReadonlySet<string> = new Set(['host', 'content-leng
 export interface SanitizeOptions {
   /** Keep `forwarded`, `x-forwarded-*`, `x-real-ip`, `x-envoy-*` (the peer is a trusted forwarder). */
   readonly keepForwarded: boolean;
+  /** Keep method/URL override headers (OVERRIDE_HEADERS); off by default. */
+  readonly keepOverride?: boolean;
   /** Keep `upgrade` and send `connection: upgrade` for a WebSocket handshake. */
   readonly websocket?: boolean;
 }
@@ -79,7 +94,10 @@ export function sanitizeRequestHeaders(headers: IncomingHttpHeaders, opts: Sanit
     // Node lower-cases incoming names already; a hand-built object might not.
     const name = rawName.toLowerCase();
     if (name.charCodeAt(0) === 0x3a) continue; // HTTP/2 pseudo-header
-    if (shouldRemove(name, listed, opts.keepForwarded, websocket)) {
+    // A name with `_` is dropped, as nginx does by default: WSGI, CGI and Rack
+    // map `_` and `-` to the same variable, so `x_meshgate_principal` would
+    // reach the application as meshgate's own identity header.
+    if (name.includes('_') || shouldRemove(name, listed, opts.keepForwarded, websocket) || (opts.keepOverride !== true && OVERRIDE_HEADERS.has(name))) {
       if (!removed.includes(name)) removed.push(name);
       continue;
     }

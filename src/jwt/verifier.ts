@@ -23,7 +23,7 @@ import type { IssuerConfig, JwtConfig } from '../config/schema.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
 import { Errors, MeshgateError } from '../core/errors.ts';
 import { silentLogger, type Logger } from '../core/log.ts';
-import type { Peer, Principal } from '../core/types.ts';
+import { ANONYMOUS, type Peer, type Principal } from '../core/types.ts';
 import type { WatchOptions } from '../core/watch.ts';
 import { decodeToken, MAX_TOKEN_LENGTH } from './decode-token.ts';
 import { extractToken } from './extract-token.ts';
@@ -218,8 +218,13 @@ export class JwtVerifier {
     if (candidates.length === 0) throw new MeshgateError(Errors.JWT_UNKNOWN_KID);
 
     const payload = await this.#checkSignature(token, candidates, issuer, u.alg, now);
-    const sub = payload.sub;
-    if (typeof sub !== 'string' || sub === '') throw claimError('sub must be a non-empty string');
+    const rawSub = payload.sub;
+    if (typeof rawSub !== 'string' || rawSub === '') throw claimError('sub must be a non-empty string');
+    // `anonymous` is the subject of requests without identity: a token may not claim it.
+    if (rawSub === ANONYMOUS) throw claimError('sub must not be "anonymous"');
+    // With several issuers each has its own subject namespace (config requires
+    // distinct prefixes), so one issuer can never mint another's subject.
+    const sub = issuer.cfg.subjectPrefix === undefined ? rawSub : `${issuer.cfg.subjectPrefix}${rawSub}`;
     const jti = payload.jti;
     if (jti !== undefined && typeof jti !== 'string') throw claimError('jti must be a string');
     const exp = payload.exp as number; // required and type-checked by jose
@@ -242,6 +247,7 @@ export class JwtVerifier {
       clockTolerance: this.#toleranceSec,
       currentDate: new Date(now),
       requiredClaims: issuer.requiredClaims as string[],
+      ...(issuer.cfg.typ !== undefined ? { typ: issuer.cfg.typ } : {}),
     };
     let lastError: unknown;
     for (const k of candidates) {

@@ -149,6 +149,8 @@ export async function explainRequest(config: Config, q: ExplainQuery, opts: Expl
       jwt,
       trustedForwarders: new Set(config.headers.trustedForwarders),
       encodedSlash: config.headers.encodedSlash,
+      pathParams: config.headers.pathParams,
+      keepOverrideHeaders: config.headers.keepOverrideHeaders,
       maxHeaders: config.listen.maxHeaders,
       maxBodyBytes: config.listen.maxBodyBytes,
       forwardClaims: config.jwt?.forwardClaims ?? [],

@@ -34,6 +34,10 @@ export interface HandlerDeps {
   readonly trustDomains: ReadonlySet<string>;
   /** tls.mode strict: a connection without a verified certificate never gets a request through. */
   readonly strictTls: boolean;
+  /** WebSocket tunnels: closed after this much silence (0 or undefined: never). */
+  readonly tunnelIdleMs?: number | undefined;
+  /** WebSocket tunnels: re-checked every second (e.g. against new quarantines); false closes the tunnel. */
+  readonly tunnelAllowed?: ((state: RequestState) => boolean) | undefined;
   readonly inflight: { count: number };
 }
 

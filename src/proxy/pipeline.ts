@@ -60,6 +60,10 @@ export interface PipelineDeps {
   readonly jwt: TokenVerifier | undefined;
   readonly trustedForwarders: ReadonlySet<string>;
   readonly encodedSlash: 'reject' | 'keep';
+  /** `;` in paths: reject (default) or keep. */
+  readonly pathParams?: 'reject' | 'keep' | undefined;
+  /** Forward method/URL override headers (default: stripped). */
+  readonly keepOverrideHeaders?: boolean | undefined;
   readonly maxHeaders: number;
   readonly maxBodyBytes: number;
   readonly forwardClaims: readonly string[];
@@ -95,10 +99,10 @@ export function createPipeline(deps: PipelineDeps): (state: RequestState) => Pro
     const declared = input.headers['content-length'];
     if (declared !== undefined && Number(declared) > deps.maxBodyBytes) throw new MeshgateError(Errors.REQ_BODY_TOO_LARGE);
     const keepForwarded = peer !== undefined && deps.trustedForwarders.has(peer.spiffeId);
-    const { upstream } = sanitizeRequestHeaders(input.headers, { keepForwarded, websocket: input.websocket });
+    const { upstream } = sanitizeRequestHeaders(input.headers, { keepForwarded, websocket: input.websocket, keepOverride: deps.keepOverrideHeaders === true });
 
     // 3. Normalize — computed once; the same path is authorized and forwarded.
-    const { path, query } = canonicalizeTarget(input.rawTarget, { encodedSlash: deps.encodedSlash });
+    const { path, query } = canonicalizeTarget(input.rawTarget, { encodedSlash: deps.encodedSlash, pathParams: deps.pathParams });
     state.path = path;
     state.query = query;
 

@@ -142,6 +142,8 @@ export function createListener(cfg: Config, deps: ListenerDeps): Server {
     handle(req, res);
   });
   const upgrade = createUpgradeHandler(deps);
+  // CONNECT would otherwise be dropped by Node without a reply or an audit event.
+  server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => upgrade(req, socket, head));
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     // Upgraded sockets leave Node's connection tracking: closeAllConnections() cannot end them.
     drain.tunnels.add(socket);

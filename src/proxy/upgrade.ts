@@ -5,6 +5,7 @@
  * closes, with the bytes that crossed it.
  */
 import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { newEventId } from '../audit/event.ts';
 import { Errors, MeshgateError } from '../core/errors.ts';
@@ -35,7 +36,12 @@ export function createUpgradeHandler(deps: HandlerDeps): (req: IncomingMessage, 
       finish();
     };
     socket.on('error', () => socket.destroy());
+    // CONNECT asks a proxy for a tunnel; a sidecar has none to give (RFC 9110 §9.3.6).
+    if (req.method === 'CONNECT') { refuse(new MeshgateError(Errors.REQ_TARGET_FORM, 'CONNECT is not supported')); return; }
     if (!isWebSocket) { refuse(new MeshgateError(Errors.REQ_MALFORMED, 'only WebSocket upgrades are supported')); return; }
+    // RFC 6455 §4.1: the handshake is a GET. Any other method would be
+    // authorized as itself and then reach the upstream as a GET tunnel.
+    if (req.method !== 'GET') { refuse(new MeshgateError(Errors.REQ_UPGRADE_METHOD)); return; }
     deps.admit(state).then(async () => {
       const headers: Record<string, string | string[]> = {};
       for (const [k, v] of Object.entries(state.upstreamHeaders ?? {})) if (!STRIP.has(k)) headers[k] = v;
@@ -61,11 +67,25 @@ export function createUpgradeHandler(deps: HandlerDeps): (req: IncomingMessage, 
       up.socket.on('data', (c: Buffer) => { state.bytesOut += c.length; });
       socket.pipe(up.socket);
       up.socket.pipe(socket);
-      const close = (): void => { socket.destroy(); up.socket.destroy(); finish(); };
+      // A tunnel is re-judged while it lives: it ends when the token expires,
+      // when a quarantine now covers its identity, and after idleMs of silence.
+      const timers: NodeJS.Timeout[] = [];
+      const close = (): void => { for (const t of timers) clearTimeout(t); socket.destroy(); up.socket.destroy(); finish(); };
       socket.once('close', close);
       up.socket.once('close', close);
       socket.once('error', close);
       up.socket.once('error', close);
+      const exp = state.principal?.exp;
+      if (exp !== undefined) timers.push(setTimeout(close, Math.max(0, exp * 1000 - Date.now())).unref());
+      const recheck = deps.tunnelAllowed;
+      if (recheck) {
+        const iv = setInterval(() => { if (!recheck(state)) close(); }, 1000).unref();
+        timers.push(iv);
+      }
+      if (deps.tunnelIdleMs) {
+        (socket as Socket).setTimeout(deps.tunnelIdleMs, close);
+        (up.socket as Socket).setTimeout(deps.tunnelIdleMs, close);
+      }
     }).catch(refuse);
   };
 }

@@ -133,7 +133,7 @@ test('defaults are applied and durations become milliseconds', () => {
   assert.equal(c.audit.fsyncInterval, 250);
   assert.equal(c.audit.checkpointInterval, 10_000);
   assert.equal(c.log.level, 'info');
-  assert.deepEqual(c.headers, { trustedForwarders: [], encodedSlash: 'reject' });
+  assert.deepEqual(c.headers, { trustedForwarders: [], encodedSlash: 'reject', pathParams: 'reject', keepOverrideHeaders: false });
   assert.equal(c.jwt, undefined);
 });
 

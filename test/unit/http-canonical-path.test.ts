@@ -42,7 +42,9 @@ const cases: readonly Case[] = [
   { name: 'non-ASCII escapes are kept and upper-cased', input: '/caf%c3%a9', path: '/caf%C3%A9' },
   { name: 'an encoded space stays encoded', input: '/a%20b', path: '/a%20b' },
   { name: 'raw characters RFC 3986 forbids in a path are percent-encoded', input: '/a|b{c}', path: '/a%7Cb%7Bc%7D' },
-  { name: 'sub-delims, colon and at-sign stay raw', input: "/a:b@c!$&'()*+,;=", path: "/a:b@c!$&'()*+,;=" },
+  { name: 'sub-delims, colon and at-sign stay raw', input: "/a:b@c!$&'()*+,=", path: "/a:b@c!$&'()*+,=" },
+  { name: 'a ";" path parameter is rejected (Java servers strip it before routing)', input: '/secret;x', reason: 'path_parameter' },
+  { name: 'a ";" after a dot segment is rejected too', input: '/a/./secret;jsessionid=1', reason: 'path_parameter' },
 
   // query
   { name: 'the query is split off and kept verbatim', input: '/a?x=/../b', path: '/a', query: 'x=/../b' },
@@ -120,5 +122,14 @@ describe('canonicalizeTarget', () => {
   it('an already-canonical path is returned unchanged', () => {
     const target = '/api/v1/orders/1234/items';
     assert.equal(canonicalizeTarget(target, { encodedSlash: 'reject' }).path, target);
+  });
+});
+
+describe('canonicalizeTarget: pathParams keep', () => {
+  it('keeps ";" verbatim when path parameters are allowed', () => {
+    assert.deepEqual(canonicalizeTarget("/a;b=1/c;d?x=;", { encodedSlash: 'reject', pathParams: 'keep' }), { path: '/a;b=1/c;d', query: 'x=;' });
+  });
+  it('still rejects ".;" and "..;" segments when path parameters are allowed', () => {
+    assert.throws(() => canonicalizeTarget('/a/..;x/b', { encodedSlash: 'reject', pathParams: 'keep' }), (e: { reason?: string }) => e.reason === 'path_invalid_character');
   });
 });

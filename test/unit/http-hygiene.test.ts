@@ -155,3 +155,27 @@ describe('hasAmbiguousFraming', () => {
     it(c.name, () => assert.equal(hasAmbiguousFraming(c.headers), c.expected));
   }
 });
+
+describe('sanitizeRequestHeaders: spellings and overrides a framework may honour', () => {
+  it('any header name with an underscore is removed: CGI/WSGI/Rack read x_meshgate_principal as x-meshgate-principal', () => {
+    const { upstream, removed } = sanitizeRequestHeaders({
+      host: 'h', x_meshgate_principal: 'root', x_forwarded_client_cert: 'By=x', x_forwarded_for: '10.0.0.1', my_header: 'v',
+    }, { keepForwarded: true });
+    assert.deepEqual(upstream, { host: 'h' });
+    assert.deepEqual([...removed].sort(), ['my_header', 'x_forwarded_client_cert', 'x_forwarded_for', 'x_meshgate_principal']);
+  });
+
+  it('RFC 9440 Client-Cert and Client-Cert-Chain from clients are removed, even from trusted forwarders', () => {
+    const { upstream } = sanitizeRequestHeaders({ host: 'h', 'client-cert': ':MIIB...:', 'client-cert-chain': ':MIIC...:' }, { keepForwarded: true });
+    assert.deepEqual(upstream, { host: 'h' });
+  });
+
+  it('method and URL override headers are removed unless keepOverride is set', () => {
+    const headers: IncomingHttpHeaders = {
+      host: 'h', 'x-http-method-override': 'DELETE', 'x-http-method': 'DELETE', 'x-method-override': 'PUT',
+      'x-original-method': 'DELETE', 'x-original-url': '/admin/users', 'x-rewrite-url': '/admin/users',
+    };
+    assert.deepEqual(sanitizeRequestHeaders(headers, strict).upstream, { host: 'h' });
+    assert.equal(sanitizeRequestHeaders(headers, { keepForwarded: false, keepOverride: true }).upstream['x-original-url'], '/admin/users');
+  });
+});
