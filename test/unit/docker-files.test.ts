@@ -27,6 +27,9 @@ test('the sidecar config shipped for containers validates against the config sch
   assert.equal(cfg.tls.mode, 'strict');
   assert.equal(cfg.upstream.url, 'http://127.0.0.1:8080');
   assert.equal(cfg.routes.at(-1)?.auth, 'mtls+jwt');
+  // Reachable beyond loopback, so never plain HTTP: the admin token must not cross the network in clear.
+  assert.equal(cfg.admin.host, '0.0.0.0');
+  assert.equal(cfg.admin.tls, true);
 });
 
 test('compose runs meshgate in the service network namespace, read-only, without capabilities', () => {
