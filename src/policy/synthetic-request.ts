@@ -65,6 +65,7 @@ export class AuthorizerTap implements DecisionMaker {
   readonly #inner: DecisionMaker;
   tuple: AuthzRequest | undefined;
   constructor(inner: DecisionMaker) { this.#inner = inner; }
+  get version(): string { return this.#inner.version; }
   decide(req: AuthzRequest): Decision {
     this.tuple ??= req;
     return this.#inner.decide(req);

@@ -16,6 +16,7 @@
  * Stages never write to the socket: they throw a MeshgateError and the front
  * end hands it to src/proxy/reply.ts. `docs/lifecycle.md` draws this.
  */
+import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { Errors, MeshgateError } from '../core/errors.ts';
 import { ANONYMOUS, type AuthzRequest, type Decision, type Peer, type Principal } from '../core/types.ts';
@@ -47,6 +48,8 @@ export interface QuarantineLookup {
 
 /** What the pipeline needs from the authorization module. */
 export interface DecisionMaker {
+  /** Content hash of the policy this instance decides with. */
+  readonly version: string;
   decide(req: AuthzRequest): Decision;
 }
 
@@ -81,6 +84,11 @@ export function createPipeline(deps: PipelineDeps): (state: RequestState) => Pro
   const { jwt } = deps;
   return async function admit(state: RequestState): Promise<void> {
     const input = state.input;
+    // The policy is taken once, at the start: a request is decided (and
+    // audited) entirely under the version in force when it arrived, even if a
+    // reload lands while it waits for its token to be verified.
+    const authorizer = deps.authorizer();
+    state.policyVersion = authorizer.version;
 
     // 1. Peer — from the TLS session only, never from a header.
     const pr = input.peer;
@@ -117,7 +125,16 @@ export function createPipeline(deps: PipelineDeps): (state: RequestState) => Pro
     //    (Envoy's allow_missing semantics): a bad token is never ignored.
     if ((route.auth === 'mtls' || route.auth === 'mtls+jwt') && !peer) throw new MeshgateError(Errors.TLS_PEER_CERT_REQUIRED);
     const token = jwt?.extract(input.headers);
-    if (token !== undefined && jwt) state.principal = await jwt.verify(token, peer);
+    if (token !== undefined && jwt) {
+      try {
+        state.principal = await jwt.verify(token, peer);
+      } catch (e) {
+        // A refused token is still evidence (stuffing, replay of a stolen token):
+        // record its hash — never the token, never its unverified claims.
+        state.refusedTokenHash = createHash('sha256').update(token).digest('base64url');
+        throw e;
+      }
+    }
     const principal = state.principal;
     if ((route.auth === 'jwt' || route.auth === 'mtls+jwt') && !principal) throw new MeshgateError(Errors.JWT_MISSING);
     if (route.requireBoundToken && principal && !principal.certBound) throw new MeshgateError(Errors.JWT_CNF_REQUIRED);
@@ -148,7 +165,6 @@ export function createPipeline(deps: PipelineDeps): (state: RequestState) => Pro
       act: input.method,
       claims: principal?.claims ?? {},
     };
-    const authorizer = deps.authorizer();
     const decision = authorizer.decide(tuple);
     state.decision = decision;
     // ★ Shadow policy: the candidate decides the same tuple; audited, never enforced.

@@ -37,6 +37,10 @@ export class RequestState {
   query: string | undefined;
   route: Route | undefined;
   principal: Principal | undefined;
+  /** SHA-256 (base64url) of a presented token that failed verification. */
+  refusedTokenHash: string | undefined;
+  /** Version of the policy in force when the request arrived. */
+  policyVersion: string | undefined;
   decision: Decision | undefined;
   /** The shadow policy's decision for the same tuple (never enforced). */
   shadow: Decision | undefined;

@@ -137,3 +137,28 @@ describe('token type (RFC 8725 §3.11)', () => {
     }
   });
 });
+
+describe('audit evidence of refused requests', () => {
+  test('requests refused before authorization still carry the policy version, and a refused token leaves its hash (never the token)', async () => {
+    const h = await startHarness();
+    try {
+      const good = await h.pki.mintToken({ sub: 'alice' });
+      const tampered = `${good.slice(0, -4)}AAAA`;
+      assert.equal((await h.request('/orders', { token: tampered })).status, 401);
+      assert.equal((await h.request('/orders')).status, 401);
+      const events = await h.auditEvents();
+      const [bad, missing] = events.filter((e) => e.type === 'request');
+      const ready = await (await fetch(h.adminUrl('/readyz'))).json() as { components: { name: string; version?: string }[] };
+      const version = ready.components.find((c) => c.name === 'policy')?.version;
+      assert.equal(bad?.reason, 'jwt_bad_signature');
+      assert.equal(bad?.policyVersion, version);
+      assert.equal(missing?.policyVersion, version);
+      const { createHash } = await import('node:crypto');
+      assert.equal(bad?.tokenHash, createHash('sha256').update(tampered).digest('base64url'));
+      assert.equal(bad?.principal, null, 'an unverified token yields no principal');
+      assert.equal(missing?.tokenHash, null);
+    } finally {
+      await h.close();
+    }
+  });
+});
