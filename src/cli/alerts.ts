@@ -13,7 +13,7 @@ import { resolveStateDir, StateDirMissing } from '../analyzer/state-dir.ts';
 import type { Alert, Severity } from '../analyzer/types.ts';
 import { ConfigError } from '../config/load.ts';
 import { parseDuration } from '../core/duration.ts';
-import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, type CliIO, type Command } from './command.ts';
+import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, dispatchSubcommand, type CliIO, type Command, type Subcommand } from './command.ts';
 import { table } from './decisions.ts';
 
 const HELP = `Usage:
@@ -157,25 +157,14 @@ async function show(argv: string[], io: CliIO): Promise<number> {
   return EXIT_OK;
 }
 
-const SUBCOMMANDS: Record<string, (argv: string[], io: CliIO) => Promise<number>> = { list, show };
+const SUBCOMMANDS: Record<string, Subcommand> = { list: { help: HELP, run: list }, show: { help: HELP, run: show } };
 
 /** The `meshgate alerts` command. */
 export const alertsCommand: Command = {
   name: 'alerts',
   summary: 'alerts: alerts list | show',
   help: HELP,
-  async run(argv: string[], io: CliIO): Promise<number> {
-    const [sub, ...rest] = argv;
-    if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
-      io.stdout.write(HELP);
-      return sub === undefined ? EXIT_USAGE : EXIT_OK;
-    }
-    const fn = SUBCOMMANDS[sub];
-    if (!fn) throw new UsageError(`unknown alerts command '${sub}' (expected list or show)`);
-    if (rest.includes('--help') || rest.includes('-h')) {
-      io.stdout.write(HELP);
-      return EXIT_OK;
-    }
-    return fn(rest, io);
+  run(argv: string[], io: CliIO): Promise<number> {
+    return dispatchSubcommand('alerts', HELP, SUBCOMMANDS, argv, io);
   },
 };

@@ -12,14 +12,10 @@ import { replay } from '../analyzer/replay.ts';
 import { runSubcommand } from '../analyzer/run-command.ts';
 import { loadRules, RulesError } from '../analyzer/rules/load.ts';
 import type { Alert, RemediationOrder } from '../analyzer/types.ts';
-import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, type CliIO, type Command } from './command.ts';
+import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, dispatchSubcommand, type CliIO, type Command, type Subcommand } from './command.ts';
 
 /** One `meshgate analyzer` subcommand (src/analyzer/run-command.ts exports one for `run`). */
-export interface AnalyzerSubcommand {
-  readonly summary: string;
-  readonly help: string;
-  run(argv: string[], io: CliIO): Promise<number>;
-}
+export type AnalyzerSubcommand = Subcommand & { readonly summary: string };
 
 const REPLAY_HELP = `Usage: meshgate analyzer replay FILE... [--rules FILE] [--json] [--fail-on-alert]
 
@@ -137,14 +133,7 @@ export const analyzerCommand: Command = {
   get help(): string {
     return HELP();
   },
-  async run(argv: string[], io: CliIO): Promise<number> {
-    const [sub, ...rest] = argv;
-    if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
-      io.stdout.write(HELP());
-      return sub === undefined ? EXIT_USAGE : EXIT_OK;
-    }
-    const cmd = SUBCOMMANDS[sub];
-    if (!cmd) throw new UsageError(`unknown analyzer command '${sub}'`);
-    return cmd.run(rest, io);
+  run(argv: string[], io: CliIO): Promise<number> {
+    return dispatchSubcommand('analyzer', HELP(), SUBCOMMANDS, argv, io);
   },
 };

@@ -16,13 +16,8 @@ import { DAMAGE_KEPT, type DamagedLine, type QueryHit } from '../audit/query/sca
 import { EventTable, groupTable } from '../audit/query/table.ts';
 import { TextSink } from '../audit/query/text-sink.ts';
 import { verifyAuditDir } from '../audit/verify.ts';
-import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, type CliIO, type Command } from './command.ts';
+import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, dispatchSubcommand, type CliIO, type Command, type Subcommand } from './command.ts';
 
-interface Subcommand {
-  readonly summary: string;
-  readonly help: string;
-  run(argv: string[], io: CliIO): Promise<number>;
-}
 
 const VERIFY_HELP = `Usage: meshgate audit verify DIR [--anchor FILE] [--json]
 
@@ -398,14 +393,7 @@ export const auditCommand: Command = {
   name: 'audit',
   summary: 'audit log: audit verify | query | tail',
   help: HELP,
-  async run(argv: string[], io: CliIO): Promise<number> {
-    const [sub, ...rest] = argv;
-    if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
-      io.stdout.write(HELP);
-      return sub === undefined ? EXIT_USAGE : EXIT_OK;
-    }
-    const cmd = SUBCOMMANDS[sub];
-    if (!cmd) throw new UsageError(`unknown audit command '${sub}'`);
-    return cmd.run(rest, io);
+  run(argv: string[], io: CliIO): Promise<number> {
+    return dispatchSubcommand('audit', HELP, SUBCOMMANDS, argv, io);
   },
 };

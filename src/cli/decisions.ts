@@ -11,7 +11,7 @@ import { ConfigError } from '../config/load.ts';
 import { parseDuration } from '../core/duration.ts';
 import { DecisionStore } from '../decisions/decision-store.ts';
 import { DecisionsFileError, SCOPES } from '../decisions/decisions-file.ts';
-import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, type CliIO, type Command } from './command.ts';
+import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, dispatchSubcommand, type CliIO, type Command, type Subcommand } from './command.ts';
 
 const WHERE = `Where the decisions are (every subcommand):
       --dir STATE          analyzer state folder (holds decisions.json)
@@ -193,7 +193,9 @@ async function except(argv: string[], io: CliIO): Promise<number> {
   return EXIT_OK;
 }
 
-const SUBCOMMANDS: Record<string, (argv: string[], io: CliIO) => Promise<number>> = { list, add, delete: del, except };
+const SUBCOMMANDS: Record<string, Subcommand> = {
+  list: { help: HELP, run: list }, add: { help: HELP, run: add }, delete: { help: HELP, run: del }, except: { help: HELP, run: except },
+};
 
 /** The `meshgate decisions` command. */
 export const decisionsCommand: Command = {
@@ -201,19 +203,8 @@ export const decisionsCommand: Command = {
   summary: 'quarantine decisions: decisions list | add | delete | except',
   help: HELP,
   async run(argv: string[], io: CliIO): Promise<number> {
-    const [sub, ...rest] = argv;
-    if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
-      io.stdout.write(HELP);
-      return sub === undefined ? EXIT_USAGE : EXIT_OK;
-    }
-    const fn = SUBCOMMANDS[sub];
-    if (!fn) throw new UsageError(`unknown decisions command '${sub}' (expected list, add, delete or except)`);
-    if (rest.includes('--help') || rest.includes('-h')) {
-      io.stdout.write(HELP);
-      return EXIT_OK;
-    }
     try {
-      return await fn(rest, io);
+      return await dispatchSubcommand('decisions', HELP, SUBCOMMANDS, argv, io);
     } catch (err) {
       if (err instanceof Exit) return err.code;
       throw err;

@@ -60,7 +60,7 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
   try {
     return await cmd.run(rest, io);
   } catch (err) {
-    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    if (err instanceof UsageError || String((err as { code?: unknown }).code ?? '').startsWith('ERR_PARSE_ARGS')) {
       io.stderr.write(`meshgate ${name}: ${(err as Error).message}\nRun 'meshgate ${name} --help' for usage.\n`);
       return EXIT_USAGE;
     }

@@ -20,7 +20,7 @@ import { resolvePolicyPaths } from '../policy/policy-source.ts';
 import { replayAudit } from '../policy/replay.ts';
 import { runPolicyTests } from '../policy/run-tests.ts';
 import { TestFileError, readTestFile } from '../policy/test-file.ts';
-import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, type CliIO, type Command } from './command.ts';
+import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, dispatchSubcommand, type CliIO, type Command, type Subcommand } from './command.ts';
 
 const CHECK_HELP = `Usage: meshgate policy check [DIR] [--model FILE --policy FILE] [--encoded-slash reject|keep] [--json]
 
@@ -285,11 +285,6 @@ async function runReplay(argv: string[], io: CliIO): Promise<number> {
   }
 }
 
-interface Subcommand {
-  readonly help: string;
-  run(argv: string[], io: CliIO): Promise<number>;
-}
-
 const SUBCOMMANDS: Record<string, Subcommand> = {
   check: { help: CHECK_HELP, run: runCheck },
   test: { help: TEST_HELP, run: runTest },
@@ -302,18 +297,7 @@ export const policyCommand: Command = {
   name: 'policy',
   summary: 'policy workflow: policy check | test | explain | replay',
   help: HELP,
-  async run(argv: string[], io: CliIO): Promise<number> {
-    const [sub, ...rest] = argv;
-    if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
-      io.stdout.write(HELP);
-      return sub === undefined ? EXIT_USAGE : EXIT_OK;
-    }
-    const cmd = SUBCOMMANDS[sub];
-    if (!cmd) throw new UsageError(`unknown policy command '${sub}' (expected check, test, explain or replay)`);
-    if (rest.includes('--help') || rest.includes('-h')) {
-      io.stdout.write(cmd.help);
-      return EXIT_OK;
-    }
-    return cmd.run(rest, io);
+  run(argv: string[], io: CliIO): Promise<number> {
+    return dispatchSubcommand('policy', HELP, SUBCOMMANDS, argv, io);
   },
 };

@@ -12,7 +12,8 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LineCounter, isAlias, isMap, isPair, isScalar, isSeq, parseDocument, visit, type Document, type Node } from 'yaml';
+import { LineCounter, isPair, isScalar, isSeq, parseDocument, visit, type Document } from 'yaml';
+import { locateYaml } from '../core/yaml-locate.ts';
 import { z } from 'zod';
 import { configSchema, type Config } from './schema.ts';
 
@@ -85,7 +86,7 @@ export function parseConfigText(text: string, options: ParseConfigOptions): Conf
   // a reviewed config turns into a different one).
   const doc = parseDocument(text, { version: '1.2', schema: 'core', uniqueKeys: true, prettyErrors: true, lineCounter: lc });
   const at = (path: Path, key = false): Pick<ConfigIssue, 'line' | 'column'> => {
-    const offset = locate(doc, path, key);
+    const offset = locateYaml(doc, path, key);
     if (offset === undefined) return {};
     const { line, col } = lc.linePos(offset);
     return { line, column: col };
@@ -369,26 +370,6 @@ export function formatPath(path: Path): string {
   return out;
 }
 
-/** Source offset of the node at `path` (of its key when `key`), else of its deepest existing ancestor. */
-function locate(doc: Document, path: Path, key: boolean): number | undefined {
-  let node: unknown = doc.contents;
-  let offset = (node as Node | null)?.range?.[0];
-  for (let i = 0; i < path.length; i++) {
-    if (isAlias(node)) node = node.resolve(doc);
-    const seg = path[i];
-    if (isMap(node)) {
-      const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(seg));
-      if (!pair) break;
-      const keyStart = (pair.key as Node).range?.[0];
-      node = pair.value;
-      offset = key && i === path.length - 1 ? keyStart : ((node as Node | null)?.range?.[0] ?? keyStart);
-    } else if (isSeq(node) && typeof seg === 'number') {
-      node = node.items[seg];
-      offset = (node as Node | undefined)?.range?.[0] ?? offset;
-    } else break;
-  }
-  return offset;
-}
 
 /** Path of the map key whose source starts at `offset` (for duplicate-key errors). */
 function pathOfKeyAt(doc: Document, offset: number): PropertyKey[] | undefined {

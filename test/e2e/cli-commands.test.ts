@@ -136,3 +136,18 @@ test('meshgate demo --check on a copy of policies/meshgate.yaml using free ports
   assert.equal(v.code, 0, v.stdout + v.stderr);
   assert.match(v.stdout, /^ok: 3 records/);
 });
+
+test('a subcommand name that is an Object.prototype property is an unknown command (exit 2), not a crash', async () => {
+  const { main } = await import('../../src/cli/main.ts');
+  const { Writable } = await import('node:stream');
+  let err = '';
+  const sink = new Writable({ write(c: Buffer, _e, cb) { err += c.toString(); cb(); } });
+  for (const group of ['audit', 'policy', 'alerts', 'decisions', 'analyzer']) {
+    for (const sub of ['constructor', '__proto__', 'toString']) {
+      err = '';
+      const code = await main([group, sub], { stdout: sink, stderr: sink, env: {}, cwd: process.cwd() });
+      assert.equal(code, 2, `${group} ${sub}`);
+      assert.match(err, new RegExp(`unknown ${group} command`));
+    }
+  }
+});

@@ -5,7 +5,8 @@
  * there is to fix (the same contract as the config loader).
  */
 import { readFile } from 'node:fs/promises';
-import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Document, type Node } from 'yaml';
+import { LineCounter, parseDocument } from 'yaml';
+import { locateYaml } from '../../core/yaml-locate.ts';
 import { formatPath } from '../../config/load.ts';
 import { FIELD_KINDS, isFieldName } from './fields.ts';
 import { z } from 'zod';
@@ -64,7 +65,7 @@ export function parseRules(text: string, fileName = 'detections.yaml'): RuleSet 
   if (yamlIssues.length > 0) throw new RulesError(fileName, yamlIssues);
   if (doc.contents === null) throw new RulesError(fileName, [{ path: '', message: 'rules file is empty (expected version: 1 and rules: [...])' }]);
   const at = (p: Path, key = false): Pick<RulesIssue, 'line' | 'column'> => {
-    const off = locate(doc, p, key);
+    const off = locateYaml(doc, p, key);
     if (off === undefined) return {};
     const { line, col } = lc.linePos(off);
     return { line, column: col };
@@ -208,25 +209,6 @@ function sortIssues(issues: RulesIssue[]): RulesIssue[] {
   return issues.sort((a, b) => (a.line ?? Infinity) - (b.line ?? Infinity) || (a.column ?? 0) - (b.column ?? 0) || a.path.localeCompare(b.path));
 }
 
-/** Source offset of the node at `path` (of its key when `key`), else of its deepest existing ancestor. */
-function locate(doc: Document, path: Path, key: boolean): number | undefined {
-  let node: unknown = doc.contents;
-  let offset = (node as Node | null)?.range?.[0];
-  for (let i = 0; i < path.length; i++) {
-    const seg = path[i];
-    if (isMap(node)) {
-      const pair = node.items.find((pr) => isScalar(pr.key) && String(pr.key.value) === String(seg));
-      if (!pair) break;
-      const keyStart = (pair.key as Node).range?.[0];
-      node = pair.value;
-      offset = key && i === path.length - 1 ? keyStart : ((node as Node | null)?.range?.[0] ?? keyStart);
-    } else if (isSeq(node) && typeof seg === 'number') {
-      node = node.items[seg];
-      offset = (node as Node | undefined)?.range?.[0] ?? offset;
-    } else break;
-  }
-  return offset;
-}
 
 function deepFreeze<T>(o: T): T {
   if (o !== null && typeof o === 'object' && !Object.isFrozen(o)) {
