@@ -11,9 +11,11 @@ import type { AddressInfo } from 'node:net';
 import { Metrics } from './admin/metrics.ts';
 import { createAdminServer, readiness, type Readiness } from './admin/server.ts';
 import { AuditWriter } from './audit/writer.ts';
+import type { AuditSinkLike } from './cluster/ipc-audit-sink.ts';
 import { startEmbeddedAnalyzer } from './analyzer/embedded.ts';
 import { decisionsPath } from './decisions/decisions-file.ts';
 import { watchQuarantine } from './decisions/watch-quarantine.ts';
+import { eitherQuarantine, startGatewayNatsSink, type GatewayNatsSink } from './stream/gateway-sink.ts';
 import { createPolicyStore } from './authz/policy-store.ts';
 import type { Config } from './config/schema.ts';
 import { SHIPPED_DETECTIONS } from './config/load.ts';
@@ -36,6 +38,18 @@ export interface GatewayOptions {
   readonly env?: NodeJS.ProcessEnv | undefined;
   /** Register default process metrics (off in tests that start many gateways). */
   readonly processMetrics?: boolean;
+  /**
+   * Cluster worker (workers > 1): audit events go to this sink (the primary
+   * writes the one chain), and the admin listener, the embedded analyzer and
+   * the NATS shipper run in the primary instead of here.
+   */
+  readonly worker?: { readonly audit: AuditSinkLike } | undefined;
+}
+
+async function openAuditWriter(cfg: Config, log: Logger): Promise<AuditWriter> {
+  const writer = new AuditWriter(cfg.audit, { logger: log });
+  await writer.open();
+  return writer;
 }
 
 function gatewayIdentity(certPem: string | Buffer | undefined): string | undefined {
@@ -53,17 +67,17 @@ export class Gateway {
   readonly metrics: Metrics;
   readonly #log: Logger;
   readonly #listener: Server;
-  readonly #admin: Server;
+  readonly #admin: Server | undefined;
   readonly #closers: (() => Promise<void> | void)[];
   readonly #inflight: { count: number };
   readonly #components: () => ComponentStatus[];
-  readonly #audit: AuditWriter;
+  readonly #audit: AuditSinkLike;
   readonly #lifecycle: { draining: boolean };
   #stopping: Promise<void> | undefined;
 
   private constructor(cfg: Config, log: Logger, parts: {
-    listener: Server; admin: Server; metrics: Metrics; closers: (() => Promise<void> | void)[];
-    inflight: { count: number }; components: () => ComponentStatus[]; lifecycle: { draining: boolean }; audit: AuditWriter;
+    listener: Server; admin: Server | undefined; metrics: Metrics; closers: (() => Promise<void> | void)[];
+    inflight: { count: number }; components: () => ComponentStatus[]; lifecycle: { draining: boolean }; audit: AuditSinkLike;
   }) {
     this.config = cfg;
     this.#log = log;
@@ -109,15 +123,15 @@ export class Gateway {
       if (shadow) closers.push(() => shadow.close());
       const jwt = cfg.jwt ? await JwtVerifier.create(cfg.jwt, { logger: log }) : undefined;
       if (jwt) closers.push(() => jwt.close());
-      const audit = new AuditWriter(cfg.audit, { logger: log });
-      await audit.open();
+      const worker = opts.worker;
+      const audit: AuditSinkLike = worker?.audit ?? await openAuditWriter(cfg, log);
       closers.push(() => audit.close());
       // ★ Closed loop: quarantine decisions (from detection rules or `meshgate decisions add`)
       //   are read from the analyzer's decisions.json and enforced within a second of being written.
       const quarantine = await watchQuarantine(decisionsPath(cfg.analyzer.dir as string), { logger: log });
       closers.push(() => quarantine.close());
       // The embedded analyzer follows this gateway's audit log in a worker thread, off the request path.
-      const analyzer = cfg.analyzer.enabled ? await startEmbeddedAnalyzer(cfg, { logger: log }) : undefined;
+      const analyzer = cfg.analyzer.enabled && !worker ? await startEmbeddedAnalyzer(cfg, { logger: log }) : undefined;
       if (analyzer) closers.push(() => analyzer.stop());
       const upstream = new Upstream(cfg.upstream, cfg.listen.maxBodyBytes);
       let routes = compileRoutes(cfg.routes);
@@ -128,19 +142,29 @@ export class Gateway {
         ...(routeReloader ? [routeReloader.status()] : []), material.status(), policy.status(),
         ...(shadow ? [shadow.status()] : []), ...(jwt ? jwt.status() : []),
         quarantine.status(), ...(analyzer ? [analyzer.status()] : []),
+        ...(nats ? nats.components() : []),
       ];
       const metrics = new Metrics({
         components,
-        audit: () => audit.stats(),
+        audit: worker ? undefined : () => audit.stats(),
         inflight: () => inflight.count,
         certNotAfter: () => material.current.notAfter,
-        analyzer: () => analyzer?.stats().analyzer,
+        analyzer: analyzer ? () => analyzer.stats().analyzer : undefined,
       }, opts.processMetrics ?? true);
+      // --- Scale-out on NATS JetStream (audit.sink.nats; src/stream/, docs/operations.md): the shipper
+      //     publishes this gateway's audit log, and quarantines from the KV bucket are enforced beside decisions.json.
+      const nats: GatewayNatsSink | undefined = cfg.audit.sink?.nats && !worker
+        ? await startGatewayNatsSink(cfg, log, { logHead: () => audit.stats().lastSeq, registry: metrics.registry })
+        : undefined;
+      // Runs before the audit writer closes (closers run in reverse): flush, then ship what was flushed.
+      if (nats) closers.push(async () => { await audit.flush().catch(() => {}); await nats.close(); });
+      const quarantineLookup = eitherQuarantine(quarantine.table, nats?.quarantine);
+      // --- end NATS
       const admit = createPipeline({
         routes: () => routes,
         authorizer: () => policy.current(),
         shadow: shadow ? () => shadow.current() : undefined,
-        quarantine: () => quarantine.table,
+        quarantine: () => quarantineLookup,
         jwt,
         trustedForwarders: new Set(cfg.headers.trustedForwarders),
         encodedSlash: cfg.headers.encodedSlash,
@@ -157,14 +181,14 @@ export class Gateway {
         trustDomains: new Set(cfg.tls.trustDomains),
         strictTls: cfg.tls.mode === 'strict',
         tunnelIdleMs: cfg.listen.idleTimeout,
-        tunnelAllowed: (s) => quarantine.table.match({
+        tunnelAllowed: (s) => quarantineLookup.match({
           spiffe: s.peer?.spiffeId, sub: s.principal?.sub, jti: s.principal?.jti, cert: s.peer?.fingerprint256, ip: s.input.source.ip,
         }, Date.now()) === undefined,
         onHandshakeFailure: (reason) => metrics.handshakeFailure(reason),
       });
       const lifecycle = { draining: false };
       const adminTrust = new Set(cfg.tls.trustDomains);
-      const admin = createAdminServer({
+      const admin = worker ? undefined : createAdminServer({
         metrics, components,
         listening: () => listener.listening,
         draining: () => lifecycle.draining,
@@ -184,12 +208,12 @@ export class Gateway {
         log.warn({ admin: cfg.admin.host }, 'the admin listener is reachable beyond loopback over plain HTTP: the admin token would cross the network in clear text (set admin.tls or bind it to loopback)');
       }
       listener.listen(cfg.listen.port, cfg.listen.host);
-      admin.listen(cfg.admin.port, cfg.admin.host);
-      await Promise.all([once(listener, 'listening'), once(admin, 'listening')]);
+      admin?.listen(cfg.admin.port, cfg.admin.host);
+      await Promise.all([once(listener, 'listening'), ...(admin ? [once(admin, 'listening')] : [])]);
       // Shutdown order: stop the watchers, then let the upstream pool and the audit writer drain last.
       closers.push(() => upstream.close());
       const gw = new Gateway(cfg, log, { listener, admin, metrics, closers, inflight, components, lifecycle, audit });
-      log.info({ listen: gw.address, admin: gw.adminAddress, upstream: cfg.upstream.url, tlsMode: cfg.tls.mode }, 'meshgate listening');
+      log.info({ listen: gw.address, admin: admin ? gw.adminAddress : 'primary', upstream: cfg.upstream.url, tlsMode: cfg.tls.mode, pid: process.pid }, 'meshgate listening');
       return gw;
     } catch (e) {
       for (const c of closers.reverse()) { try { await c(); } catch { /* best effort */ } }
@@ -203,6 +227,7 @@ export class Gateway {
   }
 
   get adminAddress(): { host: string; port: number } {
+    if (!this.#admin) throw new TypeError('this gateway is a cluster worker: the admin listener runs in the primary');
     const a = this.#admin.address() as AddressInfo;
     return { host: a.address, port: a.port };
   }
@@ -234,7 +259,8 @@ export class Gateway {
       for (const c of this.#closers.reverse()) {
         try { await c(); } catch (e) { this.#log.error({ err: e }, 'error during shutdown'); }
       }
-      await new Promise<void>((resolve) => { this.#admin.close(() => resolve()); this.#admin.closeAllConnections(); });
+      const admin = this.#admin;
+      if (admin) await new Promise<void>((resolve) => { admin.close(() => resolve()); admin.closeAllConnections(); });
       this.#log.info('meshgate stopped');
     })();
     return this.#stopping;

@@ -18,7 +18,8 @@ export interface MetricSources {
   components: () => ComponentStatus[];
   /** The embedded analyzer's last report, when it runs. */
   analyzer?: () => AnalyzerMetrics | undefined;
-  audit: () => { queued: number; written: number; errors: number; dropped: number };
+  /** The audit writer's counters; absent in a cluster worker (the primary owns the writer and these metrics). */
+  audit?: (() => { queued: number; written: number; errors: number; dropped: number }) | undefined;
   inflight: () => number;
   certNotAfter: () => Date | undefined;
 }
@@ -78,18 +79,22 @@ export class Metrics {
         for (const c of sources.components()) if (c.name.startsWith('jwks')) this.set({ component: c.name }, c.state === 'stale' ? 1 : 0);
       },
     });
-    new Gauge({ name: 'meshgate_audit_queue_events', help: 'Audit events waiting to be written', registers, collect() { this.set(sources.audit().queued); } });
-    new Gauge({ name: 'meshgate_audit_written_events', help: 'Audit events written since start', registers, collect() { this.set(sources.audit().written); } });
-    new Gauge({ name: 'meshgate_audit_write_errors', help: 'Audit write errors since start', registers, collect() { this.set(sources.audit().errors); } });
-    new Gauge({ name: 'meshgate_audit_dropped_events', help: 'Audit events dropped because the queue limit was hit', registers, collect() { this.set(sources.audit().dropped); } });
     const analyzerGauge = (name: string, help: string, pick: (a: AnalyzerMetrics) => number): void => {
-      new Gauge({ name, help, registers, collect() { const a = sources.analyzer?.(); if (a) this.set(pick(a)); } });
+      const read = sources.analyzer;
+      if (read) new Gauge({ name, help, registers, collect() { const a = read(); if (a) this.set(pick(a)); } });
     };
     analyzerGauge('meshgate_analyzer_events_processed', 'Audit events the embedded analyzer has processed', (a) => a.eventsProcessed);
     analyzerGauge('meshgate_analyzer_lag_events', 'Audit events written but not yet analyzed', (a) => a.lagEvents);
     analyzerGauge('meshgate_analyzer_lag_seconds', 'Event-time lag of the analyzer behind the audit log', (a) => a.lagSeconds);
     analyzerGauge('meshgate_analyzer_alerts', 'Alerts raised since the analyzer started', (a) => a.alerts);
     analyzerGauge('meshgate_analyzer_decisions', 'Quarantine decisions ordered since the analyzer started', (a) => a.decisions);
+    const audit = sources.audit;
+    if (audit) {
+      new Gauge({ name: 'meshgate_audit_queue_events', help: 'Audit events waiting to be written', registers, collect() { this.set(audit().queued); } });
+      new Gauge({ name: 'meshgate_audit_written_events', help: 'Audit events written since start', registers, collect() { this.set(audit().written); } });
+      new Gauge({ name: 'meshgate_audit_write_errors', help: 'Audit write errors since start', registers, collect() { this.set(audit().errors); } });
+      new Gauge({ name: 'meshgate_audit_dropped_events', help: 'Audit events dropped because the queue limit was hit', registers, collect() { this.set(audit().dropped); } });
+    }
     new Gauge({ name: 'meshgate_inflight_requests', help: 'Requests being processed', registers, collect() { this.set(sources.inflight()); } });
     new Gauge({
       name: 'meshgate_tls_cert_expiry_timestamp_seconds', help: 'notAfter of the serving certificate', registers,

@@ -11,7 +11,6 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer } from 'node:https';
 import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import type { ComponentStatus } from '../core/status.ts';
-import type { Metrics } from './metrics.ts';
 import { createAdminApp } from './ui/create-admin-app.ts';
 import type { AdminUiDeps } from './ui/deps.ts';
 
@@ -25,8 +24,13 @@ export interface AdminTls {
   readonly peerSpiffeId: (socket: TLSSocket) => string | undefined;
 }
 
+/** Where /metrics comes from: one process's registry, or the cluster primary's aggregate. */
+export interface MetricsEndpoint {
+  readonly registry: { metrics(): Promise<string>; readonly contentType: string };
+}
+
 export interface AdminDeps {
-  readonly metrics: Metrics;
+  readonly metrics: MetricsEndpoint;
   readonly components: () => ComponentStatus[];
   readonly listening: () => boolean;
   readonly draining: () => boolean;

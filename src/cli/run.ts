@@ -1,7 +1,11 @@
 /** `meshgate run -c meshgate.yaml` — run the sidecar until SIGTERM/SIGINT, then drain. */
+import cluster from 'node:cluster';
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { Gateway } from '../app.ts';
+import { startPrimary } from '../cluster/primary.ts';
+import { runWorker } from '../cluster/worker.ts';
 import { ConfigError, loadConfig } from '../config/load.ts';
 import { createLogger } from '../core/log.ts';
 import { EXIT_OK, EXIT_USAGE, UsageError, type CliIO, type Command } from './command.ts';
@@ -32,9 +36,17 @@ Options:
       throw e;
     }
     const log = createLogger(values['log-level'] ?? cfg.log.level);
-    let gw: Gateway;
+    const workers = cfg.workers === 'auto' ? availableParallelism() : cfg.workers;
+    let stopper: { stop(): Promise<void> };
     try {
-      gw = await Gateway.start(cfg, { log, configFile, env: io.env });
+      if (cluster.isWorker) {
+        // A worker runs until the primary tells it to drain and stop.
+        await runWorker(cfg, { log, configFile, env: io.env });
+        return EXIT_OK;
+      }
+      stopper = workers > 1
+        ? await startPrimary(cfg, { log, n: workers, argv: ['run', ...argv] })
+        : await Gateway.start(cfg, { log, configFile, env: io.env });
     } catch (e) {
       log.fatal({ err: e }, 'meshgate could not start');
       io.stderr.write(`meshgate: cannot start: ${(e as Error).message}\n`);
@@ -43,7 +55,7 @@ Options:
     await new Promise<void>((resolveStop) => {
       const stop = (signal: string): void => {
         log.info({ signal }, 'shutting down');
-        void gw.stop().then(resolveStop);
+        void stopper.stop().then(resolveStop);
       };
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));

@@ -230,7 +230,7 @@ const natsSinkSchema = z
         stateBucket: natsName.default('meshgate_analyzer_state').describe('KV bucket of per-partition checkpoints (stream seq + engine state)'),
         leaseBucket: natsName.default('meshgate_analyzer_leases').describe('KV bucket of partition leases and replica membership (entries expire after leaseTtl)'),
         leaseTtl: duration('10s', 'a replica that stops renewing loses its partitions after this'),
-        checkpointInterval: duration('2s', 'how often a partition\'s engine state is checkpointed (bounds re-processing after a takeover)'),
+        checkpointInterval: duration('10s', 'how often a partition\'s engine state is checkpointed: bounds re-processing after a takeover; each checkpoint serializes the engine state'),
         batch: z.number().int().min(1).max(10_000).default(512).describe('events pulled per request'),
         alertsStream: natsName.default('MESHGATE_ALERTS').describe('JetStream stream alerts are published to (de-duplicated by alert id + count)'),
         alertsSubjectPrefix: natsSubjectPrefix.default('meshgate.alerts').describe('alerts go to <alertsSubjectPrefix>.<rule>'),
@@ -272,6 +272,8 @@ export const configSchema = z
     routes: z.array(routeSchema).min(1).describe('first match wins; no match → 404'),
     audit: auditSchema,
     log: logSchema,
+    workers: z.union([z.number().int().min(1).max(64), z.literal('auto')]).default(1)
+      .describe('processes serving the listener: a number, or auto (one per core). With more than one, a primary process owns the audit log (one hash chain), the admin listener (aggregated /metrics and /readyz), and the embedded analyzer'),
     analyzer: analyzerSchema,
     headers: z
       .strictObject({
