@@ -9,11 +9,13 @@ import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, type CliIO } from '../cli
 import { ConfigError, SHIPPED_DETECTIONS } from '../config/load.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import { loadEngineFactory } from './engine-factory.ts';
+import { runNatsAnalyzerUntil } from '../stream/analyzer-command.ts';
 import { RulesError } from './rules/load.ts';
 import { AnalyzerService } from './service.ts';
 import { loadCliConfig } from './state-dir.ts';
 
 export const RUN_HELP = `Usage: meshgate analyzer run [-c meshgate.yaml] [--rules FILE] [--dir STATE] [AUDIT_DIR…]
+       meshgate analyzer run --nats -c meshgate.yaml [--rules FILE]
 
 Follows the audit logs in AUDIT_DIR… (default: audit.dir of the config) as
 they grow, runs the detection rules on every event, writes alerts and
@@ -28,6 +30,9 @@ Options:
       --dir STATE    state folder: cursor.json, alerts.jsonl, decisions.json
                      (default: analyzer.dir of the config, else
                      <first AUDIT_DIR>/analyzer)
+      --nats         run as a scaled-out replica: consume this replica's share of
+                     the partitions of audit.sink.nats from JetStream, with
+                     quarantines in the NATS KV bucket (docs/operations.md)
   -h, --help         show this help
 
 Exit codes: 0 stopped by a signal, 1 the analyzer failed while running,
@@ -56,7 +61,7 @@ function processSignal(): { signal: AbortSignal; dispose: () => void } {
 export async function runAnalyzer(argv: string[], io: CliIO, opts: RunAnalyzerOptions = {}): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
-    options: { config: { type: 'string', short: 'c' }, rules: { type: 'string' }, dir: { type: 'string' }, help: { type: 'boolean', short: 'h', default: false } },
+    options: { config: { type: 'string', short: 'c' }, rules: { type: 'string' }, dir: { type: 'string' }, nats: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } },
     allowPositionals: true, strict: true,
   });
   if (values.help) {
@@ -70,6 +75,24 @@ export async function runAnalyzer(argv: string[], io: CliIO, opts: RunAnalyzerOp
     if (!(err instanceof ConfigError)) throw err;
     io.stderr.write(`meshgate analyzer run: ${err.message}\n`);
     return EXIT_USAGE;
+  }
+  if (values.nats) {
+    // Scale-out: a replica consuming its share of partitions from JetStream (docs/operations.md).
+    if (!cfg) throw new UsageError('--nats needs -c meshgate.yaml (the audit.sink.nats section)');
+    const rulesFile = values.rules !== undefined ? path.resolve(io.cwd, values.rules) : cfg.analyzer.rules ?? SHIPPED_DETECTIONS;
+    const own = opts.signal ? undefined : processSignal();
+    try {
+      return await runNatsAnalyzerUntil(cfg, {
+        rules: rulesFile, engineFactory: await loadEngineFactory(opts.engineModule),
+        logger: opts.logger ?? createLogger(cfg.log.level), signal: opts.signal ?? (own as { signal: AbortSignal }).signal, stderr: io.stderr,
+      });
+    } catch (err) {
+      if (!(err instanceof RulesError)) throw err;
+      io.stderr.write(`meshgate analyzer run: ${err.message}\n`);
+      return EXIT_USAGE;
+    } finally {
+      own?.dispose();
+    }
   }
   const auditDirs = positionals.length > 0 ? positionals.map((p) => path.resolve(io.cwd, p)) : cfg ? [cfg.audit.dir] : [];
   if (auditDirs.length === 0) throw new UsageError('give the AUDIT_DIR(s) to follow, or -c meshgate.yaml');

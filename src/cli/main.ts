@@ -14,6 +14,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   analyzer: { summary: 'breach detection: analyzer run | replay', load: async () => (await import('./analyzer.ts')).analyzerCommand },
   alerts: { summary: 'alerts: alerts list | show', load: async () => (await import('./alerts.ts')).alertsCommand },
   decisions: { summary: 'quarantine decisions: decisions list | add | delete', load: async () => (await import('./decisions.ts')).decisionsCommand },
+  stream: { summary: 'NATS JetStream scale-out: stream setup | status', load: async () => (await import('./stream.ts')).streamCommand },
   config: { summary: 'configuration: config check | schema', load: async () => (await import('./config.ts')).configCommand },
 };
 

@@ -56,16 +56,18 @@ async function status(cfg: Config, nats: NatsSinkConfig, nc: NatsConnection, jsm
   const info = await jsm.streams.info(nats.stream);
   const a = nats.analyzer;
   const kvm = new Kvm(nc);
-  const leases = await kvm.open(a.leaseBucket).catch(() => undefined);
   const holders = new Map<number, string>();
   const members: string[] = [];
-  if (leases) {
+  try {
+    const leases = await kvm.open(a.leaseBucket);
     for await (const k of await leases.keys()) {
       const e = await leases.get(k);
       if (!e || e.operation !== 'PUT') continue;
       if (k.startsWith('member.')) members.push(k.slice('member.'.length));
       else if (k.startsWith('lease.p')) holders.set(Number(k.slice('lease.p'.length)), (e.json<{ owner: string }>()).owner);
     }
+  } catch {
+    // No analyzer has run yet: no lease bucket.
   }
   const partitions = [];
   for (let p = 0; p < nats.partitions; p++) {

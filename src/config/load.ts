@@ -234,6 +234,22 @@ function readAdminToken(c: Config, baseDir: string, out: SemanticIssue[]): Confi
   return { ...c.admin, token };
 }
 
+type Nats = NonNullable<NonNullable<Config['audit']['sink']>['nats']>;
+
+function resolveNatsPaths(n: Nats | undefined, abs: (p: string) => string, opt: (p: string | undefined) => string | undefined): Nats | undefined {
+  if (n === undefined) return undefined;
+  const auth = n.auth;
+  return {
+    ...n,
+    auth: auth === undefined ? undefined
+      : 'passwordFile' in auth ? { ...auth, passwordFile: abs(auth.passwordFile) }
+        : 'tokenFile' in auth ? { ...auth, tokenFile: abs(auth.tokenFile) }
+          : 'nkeySeedFile' in auth ? { ...auth, nkeySeedFile: abs(auth.nkeySeedFile) } : auth,
+    tls: n.tls === undefined ? undefined : { ...n.tls, ca: opt(n.tls.ca), cert: opt(n.tls.cert), key: opt(n.tls.key) },
+    cursorFile: opt(n.cursorFile),
+  };
+}
+
 /** Makes every file path absolute against the config file's folder. */
 function resolvePaths(c: Config, baseDir: string): Config {
   const abs = (p: string): string => (isAbsolute(p) ? p : resolve(baseDir, p));
@@ -249,7 +265,7 @@ function resolvePaths(c: Config, baseDir: string): Config {
       ...c.authz, model: abs(c.authz.model), policy: abs(c.authz.policy),
       shadow: c.authz.shadow === undefined ? undefined : { model: abs(c.authz.shadow.model), policy: abs(c.authz.shadow.policy) },
     },
-    audit: { ...c.audit, dir: abs(c.audit.dir) },
+    audit: { ...c.audit, dir: abs(c.audit.dir), sink: c.audit.sink === undefined ? undefined : { ...c.audit.sink, nats: resolveNatsPaths(c.audit.sink.nats, abs, opt) } },
     // Analyzer defaults depend on other keys: the shipped rules, and a folder beside the audit log's segments.
     analyzer: {
       ...c.analyzer,

@@ -378,3 +378,26 @@ test('formatPath quotes keys that are not identifiers', () => {
   assert.equal(formatPath(['a.b', 'c d']), '["a.b"]["c d"]');
   assert.equal(formatPath([]), '');
 });
+
+test('audit.sink.nats file paths resolve against the config folder', () => {
+  const text = `upstream: { url: "http://127.0.0.1:1" }
+tls: { cert: c, key: k, clientCa: ca, trustDomains: [mesh.local] }
+authz: { model: m, policy: p }
+routes: [{ match: { pathPrefix: / }, auth: mtls }]
+audit:
+  dir: audit
+  sink:
+    nats:
+      servers: [nats://127.0.0.1:4222]
+      service: orders
+      auth: { nkeySeedFile: secrets/user.nk }
+      tls: { ca: tls/ca.crt, cert: tls/c.crt, key: tls/c.key }
+      cursorFile: state/cursor.json
+`;
+  const c = parseConfigText(text, { baseDir: '/etc/mg', env: {} });
+  const n = c.audit.sink?.nats;
+  assert.deepEqual(
+    [(n?.auth as { nkeySeedFile: string }).nkeySeedFile, n?.tls?.ca, n?.tls?.cert, n?.tls?.key, n?.cursorFile],
+    ['/etc/mg/secrets/user.nk', '/etc/mg/tls/ca.crt', '/etc/mg/tls/c.crt', '/etc/mg/tls/c.key', '/etc/mg/state/cursor.json'],
+  );
+});
