@@ -11,14 +11,16 @@
  *   4. key by `kid` (refetch on unknown kid, rate-limited by the source) —
  *      only from the configured JWKS, never from the token's own
  *      `jwk`/`jku`/`x5u`/`x5c` headers, which an attacker controls;
- *   5. jose: signature, then iss/aud/exp/nbf (with skew) and required claims;
+ *   5. signature, then iss/aud/exp/nbf (with skew) and required claims —
+ *      synchronously with node:crypto (fast-verify.ts, jose's semantics and
+ *      error classes), or with jose's jwtVerify when `signatureEngine: 'jose'`;
  *   6. RFC 8705 binding against the peer certificate — on every request,
  *      cache hit or not, because the same token may arrive over another
  *      connection.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash as digest, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import { errors, jwtVerify, type JWTPayload, type JWTVerifyOptions } from 'jose';
+import { errors, jwtVerify, type JWTPayload } from 'jose';
 import type { IssuerConfig, JwtConfig } from '../config/schema.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
 import { Errors, MeshgateError } from '../core/errors.ts';
@@ -27,6 +29,7 @@ import { ANONYMOUS, type Peer, type Principal } from '../core/types.ts';
 import type { WatchOptions } from '../core/watch.ts';
 import { decodeToken, MAX_TOKEN_LENGTH } from './decode-token.ts';
 import { extractToken } from './extract-token.ts';
+import { verifyJwtSync, type FastJwtVerifyOptions } from './fast-verify.ts';
 import { FileKeySource } from './file-key-source.ts';
 import { isSupportedAlg, type KeySet, type VerificationKey } from './key-set.ts';
 import type { KeySource, KeySourceStatus } from './key-source.ts';
@@ -40,6 +43,13 @@ export interface JwtVerifierOptions {
   readonly logger?: Logger;
   /** JWKS file watching (default on). */
   readonly watch?: boolean | WatchOptions;
+  /**
+   * Who checks signature and claims on a cache miss: `node` (default) —
+   * synchronous node:crypto on the imported KeyObjects, no threadpool hop;
+   * `jose` — jose's jwtVerify over WebCrypto, the reference the node path
+   * is differentially tested against. Both give the same answers.
+   */
+  readonly signatureEngine?: 'node' | 'jose';
 }
 
 /** Counters for metrics and tests. */
@@ -47,7 +57,7 @@ export interface JwtVerifierStats {
   readonly cacheHits: number;
   readonly cacheMisses: number;
   readonly cacheSize: number;
-  /** Signature verifications performed (jose calls). */
+  /** Signature verifications performed (one per candidate key tried). */
   readonly signatureChecks: number;
 }
 
@@ -100,12 +110,14 @@ export class JwtVerifier {
   readonly #issuers: ReadonlyMap<string, Issuer>;
   readonly #cache: TokenCache;
   readonly #toleranceSec: number;
+  readonly #useJose: boolean;
   #hits = 0;
   #misses = 0;
   #signatureChecks = 0;
 
-  private constructor(cfg: JwtConfig, clock: Clock, issuers: ReadonlyMap<string, Issuer>) {
+  private constructor(cfg: JwtConfig, clock: Clock, issuers: ReadonlyMap<string, Issuer>, useJose: boolean) {
     this.#cfg = cfg;
+    this.#useJose = useJose;
     this.#clock = clock;
     this.#issuers = issuers;
     this.#cache = new TokenCache(cfg.cacheEntries);
@@ -154,7 +166,7 @@ export class JwtVerifier {
         requiredClaims: [...new Set(['exp', 'sub', ...ic.requiredClaims])],
       });
     });
-    return new JwtVerifier(cfg, clock, issuers);
+    return new JwtVerifier(cfg, clock, issuers, opts.signatureEngine === 'jose');
   }
 
   /** The token from the configured locations (see extractToken); throws JWT_MALFORMED when ambiguous. */
@@ -169,7 +181,7 @@ export class JwtVerifier {
   async verify(token: string, peer: Peer | undefined): Promise<Principal> {
     if (typeof token !== 'string') throw new TypeError('token must be a string');
     if (token.length > MAX_TOKEN_LENGTH) throw new MeshgateError(Errors.JWT_MALFORMED, 'token too long');
-    const hash = createHash('sha256').update(token).digest('base64url');
+    const hash = digest('sha256', token, 'base64url');
     const now = this.#clock.now();
     const hit = this.#cache.get(hash, now);
     if (hit !== undefined) {
@@ -217,7 +229,7 @@ export class JwtVerifier {
     }
     if (candidates.length === 0) throw new MeshgateError(Errors.JWT_UNKNOWN_KID);
 
-    const payload = await this.#checkSignature(token, candidates, issuer, u.alg, now);
+    const payload = this.#useJose ? await this.#checkSignatureJose(token, candidates, issuer, u.alg, now) : this.#checkSignature(token, candidates, issuer, u.alg, now);
     const rawSub = payload.sub;
     if (typeof rawSub !== 'string' || rawSub === '') throw claimError('sub must be a non-empty string');
     // `anonymous` is the subject of requests without identity: a token may not claim it.
@@ -227,9 +239,9 @@ export class JwtVerifier {
     const sub = issuer.cfg.subjectPrefix === undefined ? rawSub : `${issuer.cfg.subjectPrefix}${rawSub}`;
     const jti = payload.jti;
     if (jti !== undefined && typeof jti !== 'string') throw claimError('jti must be a string');
-    const exp = payload.exp as number; // required and type-checked by jose
+    const exp = payload.exp as number; // required and type-checked by the claim check
     const cnf = readBinding(payload);
-    // jose hands back a freshly parsed payload: freezing it (deeply) makes the
+    // The verified payload is freshly parsed for this call: freezing it (deeply) makes the
     // cached principal safe to share between requests.
     const principal: Principal = Object.freeze({
       iss: u.iss, sub, jti, tokenHash: hash, exp, certBound: cnf !== undefined, claims: deepFreeze(payload as Record<string, unknown>),
@@ -239,24 +251,44 @@ export class JwtVerifier {
     return entry;
   }
 
-  async #checkSignature(token: string, candidates: readonly VerificationKey[], issuer: Issuer, alg: string, now: number): Promise<JWTPayload> {
-    const options: JWTVerifyOptions = {
+  #options(issuer: Issuer, alg: string, now: number): FastJwtVerifyOptions {
+    return {
       algorithms: [alg],
       issuer: issuer.cfg.issuer,
       audience: issuer.cfg.audiences,
       clockTolerance: this.#toleranceSec,
       currentDate: new Date(now),
-      requiredClaims: issuer.requiredClaims as string[],
+      requiredClaims: issuer.requiredClaims,
       ...(issuer.cfg.typ !== undefined ? { typ: issuer.cfg.typ } : {}),
     };
+  }
+
+  #checkSignature(token: string, candidates: readonly VerificationKey[], issuer: Issuer, alg: string, now: number): JWTPayload {
+    const options = this.#options(issuer, alg, now);
+    let lastError: unknown;
+    for (const k of candidates) {
+      this.#signatureChecks++;
+      try {
+        return verifyJwtSync(token, k.key, options);
+      } catch (e) {
+        // Only a signature failure means "try the next key"; a claim failure
+        // comes after a valid signature and is final.
+        if (!(e instanceof errors.JWSSignatureVerificationFailed)) throw mapJoseError(e);
+        lastError = e;
+      }
+    }
+    throw mapJoseError(lastError);
+  }
+
+  async #checkSignatureJose(token: string, candidates: readonly VerificationKey[], issuer: Issuer, alg: string, now: number): Promise<JWTPayload> {
+    const o = this.#options(issuer, alg, now);
+    const options = { ...o, algorithms: [...o.algorithms], audience: [...o.audience], requiredClaims: [...o.requiredClaims] };
     let lastError: unknown;
     for (const k of candidates) {
       this.#signatureChecks++;
       try {
         return (await jwtVerify(token, k.key, options)).payload;
       } catch (e) {
-        // Only a signature failure means "try the next key"; a claim failure
-        // comes after a valid signature and is final.
         if (!(e instanceof errors.JWSSignatureVerificationFailed)) throw mapJoseError(e);
         lastError = e;
       }
