@@ -52,9 +52,12 @@ export async function loadMaterial(files: TlsFiles, minVersion: 'TLSv1.2' | 'TLS
   crls.forEach((c, i) => {
     if (!c.toString('latin1').includes('-----BEGIN X509 CRL-----')) throw new Error(`${files.crl[i]}: not a PEM CRL`);
   });
+  // OpenSSL (through Node) reads only the first CRL of a PEM buffer: split
+  // bundles so that every CA's CRL in a file is in force, not just the first.
+  const crlBlocks = crls.flatMap((c) => c.toString('latin1').match(/-----BEGIN X509 CRL-----[\s\S]+?-----END X509 CRL-----/g) ?? []);
   const options: SecureContextOptions = {
     cert, key, ca, minVersion,
-    ...(crls.length > 0 ? { crl: crls } : {}),
+    ...(crlBlocks.length > 0 ? { crl: crlBlocks } : {}),
   };
   try {
     // OpenSSL's own acceptance test (also verifies the CRL signatures parse).
