@@ -51,6 +51,8 @@ const { values } = parseArgs({
     rules: { type: 'string', default: '100' }, 'large-rules': { type: 'string', default: '110000' },
     scenario: { type: 'string', multiple: true }, churn: { type: 'boolean', default: false },
     'churn-tokens': { type: 'string', default: '200000' }, repeat: { type: 'string', default: '1' }, workers: { type: 'string' }, 'meshgate-cores': { type: 'string', default: '0' },
+    // Measures the request path without the embedded analyzer thread sharing meshgate's pinned core.
+    'analyzer-off': { type: 'boolean', default: false },
   },
 });
 const log = (s: string): void => { if (!values.json) process.stderr.write(`${s}\n`); };
@@ -164,7 +166,7 @@ try {
     const name = `meshgate-${k(shape.rules)}`;
     const withLight = shape === small && want('light');
     if (!want(`${name}-reuse`) && !want(`${name}-churn`) && !withLight) continue;
-    const cfg = writeMeshgateConfig({ dir, certs: 'certs', upstreamPort: upPort, model: 'model.conf', policy: file, auditDir: `${name}-audit`, extraYaml: values.workers ? `workers: ${values.workers}` : '' });
+    const cfg = writeMeshgateConfig({ dir, certs: 'certs', upstreamPort: upPort, model: 'model.conf', policy: file, auditDir: `${name}-audit`, extraYaml: [values.workers ? `workers: ${values.workers}` : '', values['analyzer-off'] ? 'analyzer: { enabled: false }' : ''].filter(Boolean).join('\n') });
     const t = performance.now();
     const mg: MeshgateProcess = await startMeshgate(cfg, mgCores);
     children.push(mg.child);
