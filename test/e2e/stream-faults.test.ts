@@ -11,11 +11,9 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { AuditRecord } from '../../src/audit/event.ts';
@@ -24,10 +22,9 @@ import { AuditWriter } from '../../src/audit/writer.ts';
 import { configSchema, type NatsSinkConfig } from '../../src/config/schema.ts';
 import { auditStreamSpec, ensureAuditStream } from '../../src/stream/audit-stream.ts';
 import { runNatsAnalyzer } from '../../src/stream/nats-analyzer.ts';
-import { connectNats } from '../../src/stream/connect-nats.ts';
 import { Shipper } from '../../src/stream/shipper.ts';
 import { partitionOf } from '../../src/stream/subjects.ts';
-import { CountingEngine, eventually, expectedEmissions, natsSkip, readStream, startNatsServer, testEvent, type NatsServer } from '../helpers/nats.ts';
+import { CountingEngine, eventually, expectedEmissions, natsSkip, readStream, testEvent, type NatsServer, shipperConnection, useNatsSuite } from '../helpers/nats.ts';
 
 const T0 = Date.UTC(2026, 0, 1);
 /** The trace: five identities, three in four requests denied, 37 ms apart in event time. */
@@ -89,19 +86,8 @@ describe('scale-out under faults', { skip: natsSkip() }, () => {
   let nc: NatsConnection;
   let root: string;
   let n = 0;
-  /** The shipper's connection factory: a new, non-reconnecting connection per round. */
-  const fresh = () => connectNats({ servers: [nats.url] }, { name: 'test-shipper', reconnect: false });
-
-  before(async () => {
-    nats = await startNatsServer();
-    nc = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
-    root = mkdtempSync(path.join(tmpdir(), 'meshgate-faults-'));
-  });
-  after(async () => {
-    await nc?.close();
-    await nats?.close();
-    rmSync(root, { recursive: true, force: true });
-  });
+  useNatsSuite('meshgate-faults-', (f) => ({ nats, nc, root } = f));
+  const fresh = () => shipperConnection(nats);
 
   function config(): NatsSinkConfig {
     n++;

@@ -19,7 +19,9 @@ import { connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { AckPolicy, jetstreamManager } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { after, before } from 'node:test';
+import { connectNats } from '../../src/stream/connect-nats.ts';
 import { newEventId, type AuditEvent, type AuditRecord } from '../../src/audit/event.ts';
 import type { Alert, DetectionEngine, EngineOutput, RemediationOrder } from '../../src/analyzer/types.ts';
 import { Puller } from '../../src/stream/puller.ts';
@@ -310,4 +312,38 @@ export function expectedEmissions(records: readonly AuditRecord[], partitions: n
     for (const a of e.process(r).alerts) out.push(`${a.id}:${a.count}`);
   }
   return out;
+}
+
+/** The live resources of a suite that uses `useNatsSuite`. */
+export interface NatsSuiteFixture {
+  readonly nats: NatsServer;
+  /** A test-side connection that reconnects across broker restarts. */
+  readonly nc: NatsConnection;
+  /** A temporary folder, removed after the suite. */
+  readonly root: string;
+}
+
+/**
+ * Registers the before/after hooks every JetStream suite needs — a real
+ * nats-server, a reconnecting client, a temp folder — and hands them to
+ * `set` once they exist. Call inside the suite's `describe`.
+ */
+export function useNatsSuite(tmpPrefix: string, set: (f: NatsSuiteFixture) => void): void {
+  let fixture: NatsSuiteFixture | undefined;
+  before(async () => {
+    const nats = await startNatsServer();
+    const nc = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+    fixture = { nats, nc, root: mkdtempSync(path.join(tmpdir(), tmpPrefix)) };
+    set(fixture);
+  });
+  after(async () => {
+    await fixture?.nc.close();
+    await fixture?.nats.close();
+    if (fixture) rmSync(fixture.root, { recursive: true, force: true });
+  });
+}
+
+/** The shipper's connection factory in tests: a new, non-reconnecting connection per round. */
+export function shipperConnection(nats: NatsServer): ReturnType<typeof connectNats> {
+  return connectNats({ servers: [nats.url] }, { name: 'test-shipper', reconnect: false });
 }

@@ -6,11 +6,9 @@
  * decisions KV bucket.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { describe, test } from 'node:test';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { AuditRecord } from '../../src/audit/event.ts';
 import { readAuditEvents } from '../../src/audit/read-events.ts';
 import { AuditWriter } from '../../src/audit/writer.ts';
@@ -19,30 +17,18 @@ import { configSchema, type NatsSinkConfig } from '../../src/config/schema.ts';
 import { QuarantineTable } from '../../src/decisions/quarantine-table.ts';
 import { DecisionsKv, openDecisionsBucket } from '../../src/stream/decisions-kv.ts';
 import { runNatsAnalyzer, type NatsAnalyzer } from '../../src/stream/nats-analyzer.ts';
-import { connectNats } from '../../src/stream/connect-nats.ts';
 import { Shipper } from '../../src/stream/shipper.ts';
 import { partitionOf } from '../../src/stream/subjects.ts';
 import { watchDecisionsKv } from '../../src/stream/watch-decisions-kv.ts';
-import { CountingEngine, eventually, expectedEmissions, natsSkip, readStream, startNatsServer, testEvent, type NatsServer } from '../helpers/nats.ts';
+import { CountingEngine, eventually, expectedEmissions, natsSkip, readStream, testEvent, type NatsServer, shipperConnection, useNatsSuite } from '../helpers/nats.ts';
 
 describe('analyzer replicas', { skip: natsSkip() }, () => {
   let nats: NatsServer;
   let nc: NatsConnection;
   let root: string;
   let n = 0;
-  /** The shipper's connection factory: a new, non-reconnecting connection per round. */
-  const fresh = () => connectNats({ servers: [nats.url] }, { name: 'test-shipper', reconnect: false });
-
-  before(async () => {
-    nats = await startNatsServer();
-    nc = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
-    root = mkdtempSync(path.join(tmpdir(), 'meshgate-analyzer-'));
-  });
-  after(async () => {
-    await nc?.close();
-    await nats?.close();
-    rmSync(root, { recursive: true, force: true });
-  });
+  useNatsSuite('meshgate-analyzer-', (f) => ({ nats, nc, root } = f));
+  const fresh = () => shipperConnection(nats);
 
   function config(): NatsSinkConfig {
     n++;

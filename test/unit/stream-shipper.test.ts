@@ -5,22 +5,20 @@
  * drains in order when it is back; a lost cursor does not re-ship.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { AuditWriter } from '../../src/audit/writer.ts';
 import { readAuditEvents } from '../../src/audit/read-events.ts';
 import { configSchema, type NatsSinkConfig } from '../../src/config/schema.ts';
 import { auditStreamSpec, ensureAuditStream } from '../../src/stream/audit-stream.ts';
-import { connectNats } from '../../src/stream/connect-nats.ts';
 import { Shipper } from '../../src/stream/shipper.ts';
 import { startShipper } from '../../src/stream/start-shipper.ts';
 import { partitionOf } from '../../src/stream/subjects.ts';
-import { eventually, natsSkip, readStream, startNatsServer, testEvent, testIdentity, type NatsServer } from '../helpers/nats.ts';
+import { eventually, natsSkip, readStream, testEvent, testIdentity, type NatsServer, shipperConnection, useNatsSuite } from '../helpers/nats.ts';
 
 function sinkConfig(url: string, over: Partial<NatsSinkConfig> = {}): NatsSinkConfig {
   const cfg = configSchema.shape.audit.parse({ dir: '/unused', sink: { nats: { servers: [url], service: 'orders', ...over } } });
@@ -32,19 +30,8 @@ describe('audit shipper', { skip: natsSkip() }, () => {
   let nc: NatsConnection;
   let root: string;
   let n = 0;
-  /** The shipper's connection factory: a new, non-reconnecting connection per round. */
-  const fresh = () => connectNats({ servers: [nats.url] }, { name: 'test-shipper', reconnect: false });
-
-  before(async () => {
-    nats = await startNatsServer();
-    nc = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
-    root = mkdtempSync(path.join(tmpdir(), 'meshgate-shipper-'));
-  });
-  after(async () => {
-    await nc?.close();
-    await nats?.close();
-    rmSync(root, { recursive: true, force: true });
-  });
+  useNatsSuite('meshgate-shipper-', (f) => ({ nats, nc, root } = f));
+  const fresh = () => shipperConnection(nats);
 
   /** A fresh audit dir, writer and stream (name per test). */
   async function setup(over: Partial<NatsSinkConfig> = {}) {
