@@ -124,14 +124,15 @@ export class Gateway {
       const jwt = cfg.jwt ? await JwtVerifier.create(cfg.jwt, { logger: log }) : undefined;
       if (jwt) closers.push(() => jwt.close());
       const worker = opts.worker;
-      const audit: AuditSinkLike = worker?.audit ?? await openAuditWriter(cfg, log);
+      const writer = worker ? undefined : await openAuditWriter(cfg, log);
+      const audit: AuditSinkLike = worker?.audit ?? (writer as AuditWriter);
       closers.push(() => audit.close());
       // ★ Closed loop: quarantine decisions (from detection rules or `meshgate decisions add`)
       //   are read from the analyzer's decisions.json and enforced within a second of being written.
       const quarantine = await watchQuarantine(decisionsPath(cfg.analyzer.dir as string), { logger: log });
       closers.push(() => quarantine.close());
       // The embedded analyzer follows this gateway's audit log in a worker thread, off the request path.
-      const analyzer = cfg.analyzer.enabled && !worker ? await startEmbeddedAnalyzer(cfg, { logger: log }) : undefined;
+      const analyzer = cfg.analyzer.enabled && !worker ? await startEmbeddedAnalyzer(cfg, { logger: log, feed: writer }) : undefined;
       if (analyzer) closers.push(() => analyzer.stop());
       const upstream = new Upstream(cfg.upstream, cfg.listen.maxBodyBytes);
       let routes = compileRoutes(cfg.routes);

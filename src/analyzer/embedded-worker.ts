@@ -7,6 +7,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { createLogger } from '../core/log.ts';
 import { loadEngineFactory } from './engine-factory.ts';
+import { followLive, LiveChunks } from './live-feed.ts';
+import type { FollowOptions } from './follow.ts';
 import { AnalyzerService } from './service.ts';
 import type { WebhookOptions } from './sinks/webhook-sink.ts';
 
@@ -20,7 +22,14 @@ export interface EmbeddedWorkerData {
   readonly engineModule: string | undefined;
   readonly statsIntervalMs: number;
   readonly pollMs: number | undefined;
+  /** The gateway posts `records` messages after each audit write (live-feed.ts); without them the worker reads the files. */
+  readonly liveFeed: boolean;
 }
+
+/** Messages to the worker. */
+export type ParentMessage =
+  | { readonly type: 'stop' }
+  | { readonly type: 'records'; readonly firstSeq: number; readonly lastSeq: number; readonly bytes: Uint8Array };
 
 /** Messages from the worker. */
 export type WorkerMessage =
@@ -35,24 +44,34 @@ async function main(): Promise<void> {
   const d = workerData as EmbeddedWorkerData;
   const post = (m: WorkerMessage): void => port.postMessage(m);
   const logger = createLogger(d.logLevel).child({ component: 'analyzer' });
+  // Listening from the first moment: chunks that arrive while the service
+  // starts are kept (bounded) rather than read back from disk later.
+  const live = d.liveFeed ? new LiveChunks() : undefined;
+  const onMessage = (m: ParentMessage): void => {
+    if (m.type === 'records') live?.push(m);
+  };
+  port.on('message', onMessage);
   let svc: AnalyzerService;
   try {
     const engine = await (await loadEngineFactory(d.engineModule))(d.rulesFile);
     svc = await AnalyzerService.start({
       auditDirs: [d.auditDir], stateDir: d.stateDir, engine, logger, webhook: d.webhook,
       ...(d.pollMs === undefined ? {} : { pollMs: d.pollMs }),
+      ...(live ? { follow: (dir: string, o: FollowOptions) => followLive(dir, live, o) } : {}),
     });
   } catch (err) {
     post({ type: 'failed', message: (err as Error).message });
+    live?.close();
     port.close();
     return;
   }
   post({ type: 'ready' });
   const timer = setInterval(() => post({ type: 'stats', stats: svc.stats() }), d.statsIntervalMs);
   let stopping = false;
-  port.on('message', (m: { type?: string }) => {
+  port.on('message', (m: ParentMessage) => {
     if (m.type !== 'stop' || stopping) return;
     stopping = true;
+    live?.close();
     clearInterval(timer);
     void svc.stop().catch(() => {}).finally(() => {
       post({ type: 'stats', stats: svc.stats() });

@@ -14,7 +14,8 @@ import type { Config } from '../config/schema.ts';
 import { silentLogger, type Logger } from '../core/log.ts';
 import { StatusTracker, type ComponentStatus } from '../core/status.ts';
 import { decisionsPath } from '../decisions/decisions-file.ts';
-import type { EmbeddedWorkerData, WorkerMessage } from './embedded-worker.ts';
+import type { WrittenRecords } from '../audit/writer.ts';
+import type { EmbeddedWorkerData, ParentMessage, WorkerMessage } from './embedded-worker.ts';
 import type { AnalyzerStats } from './service.ts';
 
 export interface EmbeddedAnalyzerOptions {
@@ -26,6 +27,11 @@ export interface EmbeddedAnalyzerOptions {
   readonly pollMs?: number;
   /** First restart delay after a crash (default 1000 ms; doubles up to 60 s). */
   readonly restartDelayMs?: number;
+  /**
+   * The gateway's audit writer: its written records are handed to the worker
+   * in memory (live-feed.ts) instead of being read back from the files.
+   */
+  readonly feed?: { onWritten(listener: (w: WrittenRecords) => void): () => void };
 }
 
 /** Stats for /metrics: the worker's last report plus restarts. */
@@ -61,6 +67,7 @@ export function startEmbeddedAnalyzer(cfg: Config, opts: EmbeddedAnalyzerOptions
       ? { url: cfg.analyzer.webhook.url, timeoutMs: cfg.analyzer.webhook.timeout, maxQueue: cfg.analyzer.webhook.maxQueue, headers: cfg.analyzer.webhook.headers }
       : undefined,
     engineModule: opts.engineModule, statsIntervalMs: opts.statsIntervalMs ?? 1000, pollMs: opts.pollMs,
+    liveFeed: opts.feed !== undefined,
   };
   const status = new StatusTracker('analyzer');
   let last: AnalyzerStats | undefined;
@@ -70,6 +77,14 @@ export function startEmbeddedAnalyzer(cfg: Config, opts: EmbeddedAnalyzerOptions
   let stopping = false;
   let restartTimer: NodeJS.Timeout | undefined;
   let stopped: (() => void) | undefined;
+  // A copy per chunk, moved (not cloned again) to the worker. While no worker
+  // runs, chunks are not kept: the next worker reads them from the log.
+  const unsubscribe = opts.feed?.onWritten((w) => {
+    if (!worker || stopping) return;
+    const bytes = new Uint8Array(w.bytes);
+    const m: ParentMessage = { type: 'records', firstSeq: w.firstSeq, lastSeq: w.lastSeq, bytes };
+    worker.postMessage(m, [bytes.buffer]);
+  });
 
   const spawn = (onFirst?: { resolve: () => void; reject: (e: Error) => void }): void => {
     const w = new Worker(new URL('./embedded-worker.ts', import.meta.url), { workerData: data });
@@ -118,7 +133,9 @@ export function startEmbeddedAnalyzer(cfg: Config, opts: EmbeddedAnalyzerOptions
     });
   };
 
-  return new Promise<void>((resolve, reject) => spawn({ resolve, reject })).then((): EmbeddedAnalyzer => ({
+  const started = new Promise<void>((resolve, reject) => spawn({ resolve, reject }));
+  started.catch(() => unsubscribe?.());
+  return started.then((): EmbeddedAnalyzer => ({
     decisionsFile: decisionsPath(stateDir),
     stateDir,
     stats: () => ({ analyzer: last, restarts }),
@@ -126,6 +143,7 @@ export function startEmbeddedAnalyzer(cfg: Config, opts: EmbeddedAnalyzerOptions
     async stop(): Promise<void> {
       if (stopping) return;
       stopping = true;
+      unsubscribe?.();
       clearTimeout(restartTimer);
       const w = worker;
       if (!w) return;

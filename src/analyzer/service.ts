@@ -25,7 +25,7 @@ import type { EscalationPolicy } from '../decisions/escalation.ts';
 import { latestRecord } from './audit-tail.ts';
 import { BatchChannel } from './batch-channel.ts';
 import { readCursor, writeCursor } from './cursor.ts';
-import { followAuditBatches } from './follow.ts';
+import { followAuditBatches, type FollowOptions } from './follow.ts';
 import { OutputRouter } from './output-router.ts';
 import { AlertsLog, emissionKey, readAlertLines } from './sinks/alerts-log.ts';
 import { createLogSink } from './sinks/log-sink.ts';
@@ -54,6 +54,11 @@ export interface AnalyzerServiceOptions {
   /** … or this long after the last one when there is something new (default 10 s). */
   readonly checkpointIntervalMs?: number;
   readonly pollMs?: number;
+  /**
+   * How records are followed (default: `followAuditBatches`, reading the
+   * files). The embedded analyzer passes its in-memory feed (live-feed.ts).
+   */
+  readonly follow?: (dir: string, opts: FollowOptions) => AsyncIterable<AuditRecord[]>;
   /** Most records handed to the engine at once (default 1024); the loop yields to I/O between batches. */
   readonly batchSize?: number;
   readonly alertsFsyncMs?: number;
@@ -230,7 +235,7 @@ export class AnalyzerService {
     const channel = new BatchChannel<{ dir: string; batch: AuditRecord[] }>();
     const signal = this.#abort.signal;
     const pumps = this.#dirs.map(async (dir) => {
-      const follow = followAuditBatches(dir, {
+      const follow = (o.follow ?? followAuditBatches)(dir, {
         fromSeq: (this.#pos[dir] ?? 0) + 1, signal, ...(o.pollMs === undefined ? {} : { pollMs: o.pollMs }),
         ...(o.batchSize === undefined ? {} : { batchSize: o.batchSize }),
         onSkip: (s) => {
@@ -255,7 +260,8 @@ export class AnalyzerService {
         if (d !== undefined) {
           try {
             for (const rec of d.value.batch) {
-              await this.#process(d.value.dir, rec);
+              const routing = this.#process(d.value.dir, rec);
+              if (routing) await routing;
               if (this.#sinceCheckpoint >= every) await this.#checkpoint();
             }
           } finally {
@@ -288,9 +294,10 @@ export class AnalyzerService {
     }
   }
 
-  async #process(dir: string, rec: AuditRecord): Promise<void> {
+  /** Feeds one record to the engine; returns a promise only when its alerts or orders must be routed. */
+  #process(dir: string, rec: AuditRecord): Promise<void> | undefined {
     const prev = this.#pos[dir] ?? 0;
-    if (rec.seq <= prev) return; // already processed (a follower restarted mid-segment)
+    if (rec.seq <= prev) return undefined; // already processed (a follower restarted mid-segment)
     if (rec.seq !== prev + 1 && prev > 0) {
       this.#c.gaps++;
       this.#log.warn({ dir, after: prev, seq: rec.seq }, 'audit seq gap: records missing from the log (run meshgate audit verify)');
@@ -303,12 +310,16 @@ export class AnalyzerService {
       this.#c.engineErrors++;
       this.#log.error({ err, dir, seq: rec.seq, id: rec.id }, 'detection engine failed on a record; skipped');
     }
-    if (out && (out.alerts.length > 0 || out.remediations.length > 0)) {
-      const t = Date.parse(rec.time);
-      await this.#router.route(out, Number.isFinite(t) ? t : this.#clock.now());
-    }
-    this.#pos[dir] = rec.seq;
     const time = Date.parse(rec.time);
+    if (out && (out.alerts.length > 0 || out.remediations.length > 0)) {
+      return this.#router.route(out, Number.isFinite(time) ? time : this.#clock.now()).then(() => this.#advance(dir, rec.seq, time));
+    }
+    this.#advance(dir, rec.seq, time);
+    return undefined;
+  }
+
+  #advance(dir: string, seq: number, time: number): void {
+    this.#pos[dir] = seq;
     if (Number.isFinite(time)) this.#lastTime[dir] = time;
     this.#c.events++;
     this.#sinceCheckpoint++;

@@ -38,6 +38,13 @@ export interface AuditWriterStats {
   readonly dropped: number;
 }
 
+/** Records that one write put in the log: `firstSeq..lastSeq`, whole newline-terminated lines. */
+export interface WrittenRecords {
+  readonly firstSeq: number;
+  readonly lastSeq: number;
+  readonly bytes: Buffer;
+}
+
 /** Events serialized per background step: bounds the batch buffer and the time one step holds the thread. */
 const MAX_BATCH = 4096;
 /** How long appended events may wait to be batched into one write. */
@@ -89,11 +96,23 @@ export class AuditWriter {
   #closePromise: Promise<void> | null = null;
   #unlock: (() => Promise<void>) | null = null;
   #opening: Promise<void> | null = null;
+  #listeners: ((w: WrittenRecords) => void)[] = [];
 
   constructor(config: AuditConfig, options: { logger?: Logger; clock?: Clock } = {}) {
     this.#cfg = config;
     this.#log = options.logger ?? silentLogger;
     this.#clock = options.clock ?? systemClock;
+  }
+
+  /**
+   * Calls `listener` after every write with the records it put in the log, in
+   * seq order (the embedded analyzer's in-memory feed). The listener runs on
+   * the writer's I/O path: it must be quick and must not keep `bytes` beyond
+   * the call without copying. Returns the unsubscribe function.
+   */
+  onWritten(listener: (w: WrittenRecords) => void): () => void {
+    this.#listeners.push(listener);
+    return () => { this.#listeners = this.#listeners.filter((l) => l !== listener); };
   }
 
   /**
@@ -374,6 +393,7 @@ export class AuditWriter {
         this.#diskHash = c.lastHash;
         this.#diskSeg = c.segNo;
         this.#dirty = true;
+        if (this.#listeners.length > 0) this.#announce(c);
       }
     } catch (err) {
       this.#errors++;
@@ -385,6 +405,17 @@ export class AuditWriter {
       this.#segNo = 0;
       await fd?.close().catch(() => {});
       throw err;
+    }
+  }
+
+  #announce(c: SealedChunk): void {
+    const w: WrittenRecords = { firstSeq: c.lastSeq - c.records + 1, lastSeq: c.lastSeq, bytes: c.buf };
+    for (const l of this.#listeners) {
+      try {
+        l(w);
+      } catch (err) {
+        this.#log.error({ err }, 'audit write listener failed');
+      }
     }
   }
 
