@@ -179,3 +179,60 @@ describe('upstream slow and streaming', () => {
     assert.equal(slow?.status, 504);
   });
 });
+
+describe('failures in the middle of a response', () => {
+  let h: Harness;
+  let alice: string;
+  before(async () => {
+    h = await startHarness();
+    alice = await h.pki.mintToken({ sub: 'alice', ttlSeconds: 600 });
+  });
+  after(() => h.close());
+
+  test('a client that disconnects mid-download makes meshgate abort the upstream request', { timeout: 15_000 }, async () => {
+    let upstreamClosed!: () => void;
+    const closed = new Promise<void>((r) => { upstreamClosed = r; });
+    const timers: NodeJS.Timeout[] = [];
+    h.setUpstream((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      // Endless body: only an abort from meshgate ends this response.
+      const tick = (): void => { if (!res.destroyed) { res.write(Buffer.alloc(16 * 1024)); timers.push(setTimeout(tick, 5)); } };
+      tick();
+      res.on('close', () => upstreamClosed());
+    });
+    try {
+      const r = await request(h.url('/orders/endless'), { dispatcher: h.dispatcher(), headers: { authorization: `Bearer ${alice}` } });
+      assert.equal(r.statusCode, 200);
+      let got = 0;
+      for await (const c of r.body) {
+        got += (c as Buffer).length;
+        if (got > 64 * 1024) break; // leaves the loop: undici destroys the response stream
+      }
+      await closed;
+    } finally {
+      for (const t of timers) clearTimeout(t);
+    }
+    const ev = (await h.auditEvents()).filter((e) => e.path === '/orders/endless');
+    assert.equal(ev.length, 1);
+    assert.equal(ev[0]?.status, 200, 'the upstream status is what was sent');
+    assert.equal(ev[0]?.reason, 'client_closed_request');
+    assert.ok((ev[0]?.bytesOut ?? 0) > 64 * 1024, `bytesOut ${ev[0]?.bytesOut}`);
+  });
+
+  test('a service that dies mid-body cuts the client response off instead of ending it cleanly, and is audited', { timeout: 15_000 }, async () => {
+    h.setUpstream((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '100000' });
+      res.write('x'.repeat(1000), () => setTimeout(() => res.socket?.destroy(), 20));
+    });
+    const r = await request(h.url('/orders/dies'), { dispatcher: h.dispatcher(), headers: { authorization: `Bearer ${alice}` } });
+    assert.equal(r.statusCode, 200);
+    await assert.rejects(r.body.text(), 'a truncated body must not look complete');
+    const ev = (await h.auditEvents()).filter((e) => e.path === '/orders/dies');
+    assert.equal(ev.length, 1);
+    assert.equal(ev[0]?.status, 200);
+    assert.match(String(ev[0]?.reason), /^upstream_/);
+    assert.equal(ev[0]?.bytesOut, 1000);
+  });
+});
