@@ -175,6 +175,21 @@ export class JwtVerifier {
   }
 
   /**
+   * The principal of a token verified before and still cached, with its
+   * certificate binding checked against `peer` (throws JWT_CNF_*); undefined
+   * on a miss, and then `verify` does the work. Synchronous: the common case
+   * on the request path costs no promise.
+   */
+  cached(token: string, peer: Peer | undefined): Principal | undefined {
+    if (typeof token !== 'string' || token.length > MAX_TOKEN_LENGTH) return undefined;
+    const hit = this.#cache.get(digest('sha256', token, 'base64url'), this.#clock.now());
+    if (hit === undefined) return undefined;
+    this.#hits++;
+    checkBinding(hit.cnf, peer);
+    return hit.principal;
+  }
+
+  /**
    * Verifies `token` and checks its certificate binding against `peer`.
    * Throws MeshgateError with a JWT_* code; never returns a partial principal.
    */

@@ -92,13 +92,19 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
       state.status = err.status === 0 ? 403 : err.status;
       state.bytesOut = sendProblem(res, err, state.id, !req.complete);
     };
+    const done = (): void => {
+      deps.inflight.count--;
+      if (state.error === undefined && res.destroyed && !res.writableFinished) state.error = new MeshgateError(Errors.GW_CLIENT_CLOSED);
+      finishRequest(deps, state);
+    };
     deps.admit(state)
       .then(() => deps.upstream.forward(state, req, res))
-      .catch(fail)
-      .finally(() => {
-        deps.inflight.count--;
-        if (state.error === undefined && res.destroyed && !res.writableFinished) state.error = new MeshgateError(Errors.GW_CLIENT_CLOSED);
-        finishRequest(deps, state);
+      .then(done, (e: unknown) => {
+        try {
+          fail(e);
+        } finally {
+          done();
+        }
       });
   };
 }

@@ -29,6 +29,8 @@ import type { RequestState } from './state.ts';
 export interface TokenVerifier {
   extract(headers: IncomingHttpHeaders): string | undefined;
   verify(token: string, peer: Peer | undefined): Promise<Principal>;
+  /** A still-cached principal for `token`, synchronously; undefined when `verify` must run. */
+  cached?(token: string, peer: Peer | undefined): Principal | undefined;
 }
 
 /** The verified values a quarantine decision can name. */
@@ -127,7 +129,7 @@ export function createPipeline(deps: PipelineDeps): (state: RequestState) => Pro
     const token = jwt?.extract(input.headers);
     if (token !== undefined && jwt) {
       try {
-        state.principal = await jwt.verify(token, peer);
+        state.principal = jwt.cached?.(token, peer) ?? await jwt.verify(token, peer);
       } catch (e) {
         // A refused token is still evidence (stuffing, replay of a stolen token):
         // record its hash — never the token, never its unverified claims.

@@ -216,6 +216,18 @@ describe('RFC 8705 certificate-bound tokens', () => {
     assert.equal(v.stats().cacheHits - hits, 4);
   });
 
+  test('the synchronous cache lookup enforces the binding too, and answers only for tokens verified before', async () => {
+    const token = await sign(es, now(), { scope: 'x', cnf: { 'x5t#S256': certA } });
+    assert.equal(v.cached(token, peer(certA)), undefined, 'never verified: the caller must verify');
+    await v.verify(token, peer(certA));
+    assert.equal(v.cached(token, peer(certA))?.certBound, true);
+    for (const p of [peer(certB), undefined]) {
+      assert.throws(() => v.cached(token, p), (e: unknown) => (e as { reason?: string }).reason === 'jwt_cert_binding_mismatch');
+    }
+    const forged = `${token.slice(0, -2)}${token.endsWith('A') ? 'B' : 'A'}x`;
+    assert.equal(v.cached(forged, peer(certA)), undefined, 'a different string is a different token');
+  });
+
   test('a token with an unsupported confirmation method is rejected, never treated as a bearer token', async () => {
     const token = await sign(es, now(), { scope: 'x', cnf: { jkt: 'abc' } });
     await rejectsWith(() => v.verify(token, peer(certA)), 'jwt_cert_binding_mismatch');
