@@ -3,7 +3,14 @@
  * JetStream (a real nats-server, file storage) → one analyzer replica
  * running the shipped detection rules on 16 partitions.
  *
- *   npm run bench:stream [-- events=200000]
+ *   npm run bench:stream [-- events=200000] [partitions=16] [prof=DIR]
+ *
+ * Every phase also prints the CPU time per event of each process (the
+ * bench process = audit writer + shipper, the analyzer child, nats-server),
+ * read from /proc: on a shared machine rates are noisy, CPU per event much
+ * less so, and their sum bounds the end-to-end rate (cores / sum).
+ * `prof=DIR` makes the analyzer child write a V8 CPU profile there; run the
+ * bench itself with `node --cpu-prof bench/stream.ts` for the shipper side.
  *
  * 1. Throughput from a backlog of N events (e.g. after an outage): the
  *    shipper alone, one analyzer replica alone, and both at once (log →
@@ -29,8 +36,13 @@ import { auditStreamSpec, ensureAuditStream } from '../src/stream/audit-stream.t
 import { connectNats } from '../src/stream/connect-nats.ts';
 import { Shipper } from '../src/stream/shipper.ts';
 import { startNatsServer } from '../test/helpers/nats.ts';
+import { cpuSeconds, processTree } from './harness/proc.ts';
 
-const N = Number((process.argv.find((a) => a.startsWith('events=')) ?? 'events=200000').slice(7));
+const arg = (name: string): string | undefined => process.argv.find((a) => a.startsWith(`${name}=`))?.slice(name.length + 1);
+const N = Number(arg('events') ?? 200_000);
+// prof=DIR: the analyzer child writes a V8 CPU profile there (run the bench itself with --cpu-prof for the shipper side).
+const PROF = arg('prof');
+const PARTITIONS = Number(arg('partitions') ?? 16);
 const RATE = 10_000;
 const LAG_SECONDS = 10;
 
@@ -80,9 +92,18 @@ process.on('SIGTERM', async () => { await a.stop(); process.exit(0); });
 const nats = await startNatsServer();
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'meshgate-bench-stream-'));
 const cfg = configSchema.shape.audit.parse({
-  dir: root, sink: { nats: { servers: [nats.url], service: 'orders', partitions: 16, maxAckPending: 4096, analyzer: { batch: 1000 } } },
+  dir: root, sink: { nats: { servers: [nats.url], service: 'orders', partitions: PARTITIONS, maxAckPending: 4096, analyzer: { batch: 1000 } } },
 }).sink?.nats as NatsSinkConfig;
 let child: ReturnType<typeof spawn> | undefined;
+// CPU seconds of each side, read from /proc (the machine is shared: rates are noisy, CPU per event much less so).
+const natsPid = processTree(process.pid).find((p) => { try { return fs.readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'nats-server'; } catch { return false; } });
+type Cpu = { gateway: number; analyzer: number; nats: number };
+const cpuNow = (): Cpu => {
+  const u = process.cpuUsage();
+  return { gateway: (u.user + u.system) / 1e6, analyzer: child?.pid ? cpuSeconds(child.pid) : 0, nats: natsPid ? cpuSeconds(natsPid) : 0 };
+};
+const perEvent = (a: Cpu, b: Cpu, n: number): string =>
+  `CPU µs/event: gateway ${(((b.gateway - a.gateway) * 1e6) / n).toFixed(1)}, analyzer ${(((b.analyzer - a.analyzer) * 1e6) / n).toFixed(1)}, nats-server ${(((b.nats - a.nats) * 1e6) / n).toFixed(1)}`;
 try {
   const setupConn = await connectNats(cfg, { name: 'bench-setup' });
   await ensureAuditStream(await jetstreamManager(setupConn), auditStreamSpec(cfg));
@@ -114,28 +135,34 @@ try {
 
   // 1a. Shipper alone: a backlog of N events in the log, no consumer running.
   const shipperA = await gateway('gw-a', N);
+  let c0 = cpuNow();
   let t0 = performance.now();
   shipperA.start();
   await shipperA.waitFor(N, 300_000);
   const shipSecs = (performance.now() - t0) / 1000;
+  const shipCpu = perEvent(c0, cpuNow(), N);
   await shipperA.stop();
 
   // 1b. Analyzer alone: one replica drains those N events from the stream.
-  child = spawn(process.execPath, ['--input-type=module', '-e', ANALYZER], { env: { ...process.env, MG_CFG: JSON.stringify(cfg) }, stdio: ['pipe', 'pipe', 'inherit'] });
+  child = spawn(process.execPath, [...(PROF ? ['--cpu-prof', `--cpu-prof-dir=${PROF}`] : []), '--input-type=module', '-e', ANALYZER], { env: { ...process.env, MG_CFG: JSON.stringify(cfg) }, stdio: ['pipe', 'pipe', 'inherit'] });
   createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (l) => { try { latest = JSON.parse(l); } catch { /* ignore */ } });
   await new Promise((r) => setTimeout(r, 1500)); // module loading and rules compilation
+  c0 = cpuNow();
   t0 = performance.now();
   child.stdin?.write('go\n');
   await until(() => latest.processed >= N, 'the analyzer to drain the stream');
   const analyzeSecs = (performance.now() - t0) / 1000;
+  const analyzeCpu = perEvent(c0, cpuNow(), N);
 
   // 1c. Both at once: another gateway's backlog of N events, log → JetStream → analyzer.
   const shipperB = await gateway('gw-b', N);
   const base = latest.processed;
+  c0 = cpuNow();
   t0 = performance.now();
   shipperB.start();
   await until(() => latest.processed - base >= N, 'the analyzer to process the second backlog');
   const e2eSecs = (performance.now() - t0) / 1000;
+  const e2eCpu = perEvent(c0, cpuNow(), N);
   await shipperB.stop();
 
   // 2. Lag at 10,000 events/s.
@@ -149,6 +176,7 @@ try {
   });
   shipperC.start();
   const total = RATE * LAG_SECONDS;
+  c0 = cpuNow();
   const start = Date.now();
   let sent = 0;
   let shipperLagMax = 0;
@@ -160,19 +188,25 @@ try {
   }
   const writeSecs = (Date.now() - start) / 1000;
   await until(() => latest.lagCount >= total, 'the analyzer to process the paced events', 60_000);
+  const lagCpu = perEvent(c0, cpuNow(), total);
   await shipperC.stop();
   await wb.close();
 
   const r = (x: number) => Math.round(x).toLocaleString('en-US');
-  console.log(`nats-server ${nats.url}, ${os.cpus().length} CPUs, Node ${process.version}, 16 partitions, shipped detection rules`);
-  console.log(`shipper alone (log → JetStream, ${r(N)} events): ${r(N / shipSecs)} events/s`);
-  console.log(`analyzer alone (JetStream → one replica, rules applied): ${r(N / analyzeSecs)} events/s`);
-  console.log(`end to end (log → JetStream → analyzer, both running): ${r(N / e2eSecs)} events/s`);
-  console.log(`lag at ${r(total / writeSecs)} events/s for ${LAG_SECONDS} s (event time → analyzer): p50 ${latest.p50} ms, p99 ${latest.p99} ms, max ${latest.max} ms; shipper lag max ${shipperLagMax.toFixed(2)} s`);
+  console.log(`nats-server ${nats.url}, ${os.cpus().length} CPUs, Node ${process.version}, ${PARTITIONS} partitions, shipped detection rules`);
+  console.log(`shipper alone (log → JetStream, ${r(N)} events): ${r(N / shipSecs)} events/s (${shipCpu})`);
+  console.log(`analyzer alone (JetStream → one replica, rules applied): ${r(N / analyzeSecs)} events/s (${analyzeCpu})`);
+  console.log(`end to end (log → JetStream → analyzer, both running): ${r(N / e2eSecs)} events/s (${e2eCpu})`);
+  console.log(`lag at ${r(total / writeSecs)} events/s for ${LAG_SECONDS} s (event time → analyzer): p50 ${latest.p50} ms, p99 ${latest.p99} ms, max ${latest.max} ms; shipper lag max ${shipperLagMax.toFixed(2)} s (${lagCpu}, writer included)`);
   console.log(`load average during the run: ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} (other processes share these CPUs)`);
   console.log(`goals: ≥ 50,000 events/s ${N / e2eSecs >= 50_000 ? 'MET' : 'NOT MET'}; p99 < 1 s ${latest.p99 !== null && latest.p99 < 1000 ? 'MET' : 'NOT MET'}`);
 } finally {
-  child?.kill('SIGTERM');
+  if (child && child.exitCode === null) {
+    // A graceful stop checkpoints and (with prof=) writes the profile: give it a moment while NATS is still up.
+    const exited = new Promise((r) => child?.once('exit', r));
+    child.kill('SIGTERM');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+  }
   await nats.close();
   fs.rmSync(root, { recursive: true, force: true });
 }

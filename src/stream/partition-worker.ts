@@ -204,8 +204,10 @@ export class PartitionWorker {
       try {
         const out = engine.process(record);
         for (const a of out.alerts) alerts.push(a);
-        const at = Date.parse(record.time);
-        for (const o of out.remediations) orders.push({ order: o, atMs: Number.isFinite(at) ? at : Date.now() });
+        if (out.remediations.length > 0) {
+          const at = Date.parse(record.time);
+          for (const o of out.remediations) orders.push({ order: o, atMs: Number.isFinite(at) ? at : Date.now() });
+        }
       } catch (err) {
         this.#skipped++;
         this.#d.log.error({ err, partition: this.partition, seq: m.streamSeq, id: record.id }, 'detection engine failed on an event; skipped');

@@ -90,6 +90,9 @@ describe('record lines', () => {
       { ...testEvent(4, { who: 0 }), peer: { spiffeId: '', fingerprint: 'ff'.repeat(32) }, principal: { iss: 'i', sub: 'after-empty-spiffe' } },
       { ...testEvent(5, { who: 2 }), type: 'tls_handshake' as const, peer: null, principal: null, method: null, path: null, route: null, tls: { error: 'peer_cert_untrusted' } },
       { ...testEvent(6, { who: 2 }), source: { ip: '2001:db8::7', port: 1 } },
+      // Members in an unusual order (a future schema, another writer): found all the same.
+      (({ peer, source, id, ...rest }) => ({ ...rest, principal: { sub: 'moved-sub', iss: 'i' }, peer, source, id }))(testEvent(7, { who: 0 })),
+      (({ principal, source, ...rest }) => ({ ...rest, principal, source: { port: 2, ip: '10.9.9.9' } }))({ ...testEvent(8, { who: 1 }), peer: null }),
     ];
     const dir = await writeLog(events);
     const lines = readFileSync(path.join(dir, 'audit-000001.jsonl'), 'utf8').trimEnd().split('\n');

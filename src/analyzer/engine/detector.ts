@@ -34,7 +34,7 @@ export interface Detector<S = unknown> {
   readonly stateful: boolean;
   create(e: EventView): S;
   observe(state: S, e: EventView): Observation;
-  /** JSON-serializable form of a group's state (engine snapshots). */
+  /** JSON-serializable form of a group's state (engine snapshots), sharing nothing the detector mutates later. */
   save(state: S): unknown;
   load(saved: unknown): S;
 }

@@ -159,7 +159,7 @@ export function ewmaDetector(rule: EwmaRule, evidenceLimit: number): Detector<Ew
         ...(attribution ? { attribution } : {}),
       };
     },
-    save: (s) => ({ ...s, top: s.top ? s.top.map((m) => [...m]) : null }),
+    save: (s) => ({ ...s, ids: s.ids.slice(), top: s.top ? s.top.map((m) => [...m]) : null }),
     load: (v) => {
       const o = v as Omit<EwmaState, 'top'> & { top: [string, number][][] | null };
       return { ...o, ids: [...o.ids], top: global ? attribute.map((_, i) => new Map(o.top?.[i] ?? [])) : null };

@@ -73,7 +73,7 @@ export function leakyDetector(rule: LeakyRule, evidenceLimit: number): Detector<
       reset(s, t);
       return fired;
     },
-    save: (s): SavedLeaky => ({ level: s.level, last: s.last, first: s.first, poured: s.poured, ids: s.ids, seen: s.seen ? [...s.seen] : null }),
+    save: (s): SavedLeaky => ({ level: s.level, last: s.last, first: s.first, poured: s.poured, ids: s.ids.slice(), seen: s.seen ? [...s.seen] : null }),
     load: (v) => {
       const o = v as SavedLeaky;
       return { level: o.level, last: o.last, first: o.first, poured: o.poured, ids: [...o.ids], seen: o.seen ? new Set(o.seen) : distinct ? new Set() : null };

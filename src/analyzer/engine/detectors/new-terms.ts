@@ -74,7 +74,7 @@ export function newTermsDetector(rule: NewTermsRule): Detector<TermsState> {
         summary: `first ${label} ${quote(term.split(SEP).join(' '))} for this identity (learnt for ${fmtDuration(t - s.first)})`,
       };
     },
-    save: (s) => ({ first: s.first, last: s.last, terms: [...s.terms], known: s.known, relearnUntil: s.relearnUntil }),
+    save: (s) => ({ first: s.first, last: s.last, terms: [...s.terms], known: s.known.slice(), relearnUntil: s.relearnUntil }),
     load: (v) => {
       const o = v as { first: number; last: number; terms: string[]; known: string[]; relearnUntil: number };
       return { first: o.first, last: o.last, terms: new Set(o.terms), known: [...o.known], relearnUntil: o.relearnUntil };

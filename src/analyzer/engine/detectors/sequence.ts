@@ -79,7 +79,7 @@ export function sequenceDetector(rule: SequenceRule, evidenceLimit: number): Det
       for (let j = 1; j < s.stage; j++) if ((steps[j] as { pred: (e: EventView) => boolean }).pred(e)) return true;
       return false;
     },
-    save: (s) => ({ ...s }),
+    save: (s) => ({ ...s, t0: s.t0.slice(), counts: s.counts.slice(), ids: s.ids.slice() }),
     load: (v) => {
       const o = v as SequenceState;
       return { last: o.last, stage: o.stage, t0: [...o.t0], n0: o.n0, counts: [...o.counts], ids: [...o.ids] };

@@ -119,7 +119,7 @@ export function thresholdDetector(rule: ThresholdRule, evidenceLimit: number): D
       s.ids = [];
       return trig;
     },
-    save: (s) => ({ last: s.last, times: s.times, ids: s.ids, values: s.values ? [...s.values] : null, oldest: Number.isFinite(s.oldest) ? s.oldest : null, bucket: s.bucket, n: s.n, fired: s.fired }),
+    save: (s) => ({ last: s.last, times: s.times.slice(), ids: s.ids.slice(), values: s.values ? Array.from(s.values, ([k, [lt, id]]) => [k, [lt, id]]) : null, oldest: Number.isFinite(s.oldest) ? s.oldest : null, bucket: s.bucket, n: s.n, fired: s.fired }),
     load: (v) => {
       const o = v as { last: number; times: number[]; ids: string[]; values: [Key, [number, string]][] | null; oldest: number | null; bucket: number; n: number; fired: boolean };
       return { last: o.last, times: [...o.times], ids: [...o.ids], values: distinct ? new Map(o.values ?? []) : null, oldest: o.oldest ?? Infinity, bucket: o.bucket, n: o.n, fired: o.fired };
