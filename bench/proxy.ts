@@ -15,6 +15,7 @@
  *                          helps: every request pays a signature verification)
  *   meshgate-110k-reuse|-churn  the same with a 110,000-line policy
  *   light                  200 requests/s open loop, meshgate-100 vs direct: added p50
+ *                          (and the bare forwarder's added p50: one more TLS hop, no checks)
  *
  * Servers under test (bare, HAProxy, meshgate) run on core 0; the load
  * generator and the upstream on core 1 (taskset, when present), so
@@ -75,7 +76,10 @@ const dir = mkdtempSync(join(tmpdir(), 'meshgate-bench-'));
 const children: ChildProcess[] = [];
 const rows: ScenarioResult[] = [];
 const loadStart = loadavg();
-let light: { meshgateP50: number; directP50: number; addedP50Ms: number } | undefined;
+let light: { meshgateP50: number; directP50: number; addedP50Ms: number; bareP50?: number; bareAddedP50Ms?: number; haproxyP50?: number; haproxyAddedP50Ms?: number } | undefined;
+/** p50 of the bare forwarder at the light rate: what one more TLS hop costs with no checks at all. */
+let bareLightP50: number | undefined;
+let haproxyLightP50: number | undefined;
 let failed = false;
 
 /**
@@ -131,16 +135,20 @@ try {
 
   if (want('direct')) row('direct', 'direct (plain HTTP upstream)', 'direct', await best({ ...base, url: directUrl, args: [] }));
 
-  if (want('bare')) {
+  if (want('bare') || want('light')) {
     const bare = spawnPinned([process.execPath, join(ROOT, 'bench/bare-proxy.ts'), join(certs, 'gateway.crt'), join(certs, 'gateway.key'), join(certs, 'ca.crt'), `http://127.0.0.1:${upPort}`], mgCores);
     children.push(bare);
     const port = Number(await firstLine(bare));
-    const r = await best({ ...base, url: `https://127.0.0.1:${port}/api/1/items`, args: [...tls, '--tokens', reuseFile], cpuPid: bare.pid, serverCores: mgCores });
-    row('bare', 'bare mTLS forwarder (no checks)', 'bare', r, { rssMb: rssMb(bare.pid as number) });
+    const bareUrl = `https://127.0.0.1:${port}/api/1/items`;
+    if (want('bare')) {
+      const r = await best({ ...base, url: bareUrl, args: [...tls, '--tokens', reuseFile], cpuPid: bare.pid, serverCores: mgCores });
+      row('bare', 'bare mTLS forwarder (no checks)', 'bare', r, { rssMb: rssMb(bare.pid as number) });
+    }
+    if (want('light')) bareLightP50 = (await runLoad({ ...base, url: bareUrl, args: [...tls, '--tokens', reuseFile, '--rate', '200'] })).p50;
     await stop(bare);
   }
 
-  if (hpAvailable && (want('haproxy-reuse') || want('haproxy-churn'))) {
+  if (hpAvailable && (want('haproxy-reuse') || want('haproxy-churn') || want('light'))) {
     const shape = needLarge ? large : small;
     const port = await freePort();
     const cfg = writeHaproxyConfig({
@@ -159,6 +167,7 @@ try {
       const r = await best({ ...base, url: `https://127.0.0.1:${port}/api/1/items`, args: [...tls, '--tokens', mode === 'reuse' ? reuseFile : churnFile, ...(mode === 'churn' ? ['--churn'] : [])], cpuPid: hp.pid, serverCores: mgCores });
       row(`haproxy-${mode}`, `HAProxy 2.6 (mTLS+JWT+ACL), token ${mode}`, 'haproxy', r, { tokens: mode, policyRules: shape.rules, rssMb: rssMb(hp.pid as number) });
     }
+    if (want('light')) haproxyLightP50 = (await runLoad({ ...base, url: `https://127.0.0.1:${port}/api/1/items`, args: [...tls, '--tokens', reuseFile, '--rate', '200'] })).p50;
     await stop(hp);
   } else if (!hpAvailable) log(`bench: ${hpNote}`);
 
@@ -180,7 +189,11 @@ try {
     if (withLight) {
       const lm = await runLoad({ ...base, url, args: [...tls, '--tokens', reuseFile, '--rate', '200'] });
       const ld = await runLoad({ ...base, url: directUrl, args: ['--rate', '200'] });
-      light = { meshgateP50: lm.p50, directP50: ld.p50, addedP50Ms: lm.p50 - ld.p50 };
+      light = {
+        meshgateP50: lm.p50, directP50: ld.p50, addedP50Ms: lm.p50 - ld.p50,
+        ...(bareLightP50 === undefined ? {} : { bareP50: bareLightP50, bareAddedP50Ms: bareLightP50 - ld.p50 }),
+        ...(haproxyLightP50 === undefined ? {} : { haproxyP50: haproxyLightP50, haproxyAddedP50Ms: haproxyLightP50 - ld.p50 }),
+      };
       if (lm.errors > 0 || (lm.statuses['200'] ?? 0) !== lm.requests) failed = true;
     }
     await stop(mg.child, 20_000);
@@ -207,7 +220,11 @@ try {
   } else {
     const f = (n: number, d: number): string => n.toFixed(d);
     process.stdout.write(`\n${formatTable(rows)}\n`);
-    if (light) process.stdout.write(`light load 200 req/s: p50 meshgate ${f(light.meshgateP50, 3)} ms, direct ${f(light.directP50, 3)} ms, added ${f(light.addedP50Ms, 3)} ms\n`);
+    if (light) {
+      const bare = light.bareP50 === undefined ? '' : `; bare mTLS forwarder (no checks) ${f(light.bareP50, 3)} ms, added ${f(light.bareAddedP50Ms as number, 3)} ms`;
+      const hp = light.haproxyP50 === undefined ? '' : `; HAProxy ${f(light.haproxyP50, 3)} ms, added ${f(light.haproxyAddedP50Ms as number, 3)} ms`;
+      process.stdout.write(`light load 200 req/s: p50 meshgate ${f(light.meshgateP50, 3)} ms, direct ${f(light.directP50, 3)} ms, added ${f(light.addedP50Ms, 3)} ms${bare}${hp}\n`);
+    }
     if (hpNote) process.stdout.write(`note: ${hpNote}\n`);
     process.stdout.write(`load average start ${loadStart.map((l) => l.toFixed(2)).join(' ')}, end ${loadavg().map((l) => l.toFixed(2)).join(' ')} (${cpus().length} CPUs; above ~1 means other jobs shared the machine)\n`);
     if (goals.length) process.stdout.write(`\nissue 6 goals (this run):\n${goals.map((g) => `  ${g.met ? 'met    ' : 'NOT met'}  ${g.goal}: ${g.value}`).join('\n')}\n`);
