@@ -33,7 +33,7 @@ export class Metrics {
   readonly #shadowDeny: Counter;
   readonly #shadowMismatch: Counter;
   readonly #alarms: Counter<'reason'>;
-  readonly #children = new Map<string, { inc: () => void }>();
+  readonly #children = new Map<string, { inc: () => void; observe: (v: number) => void }>();
 
   constructor(sources: MetricSources, withDefaults = true) {
     const registers = [this.registry];
@@ -107,11 +107,13 @@ export class Metrics {
     const key = `${route}\0${decision}\0${reason}\0${status}`;
     let child = this.#children.get(key);
     if (!child) {
-      child = this.#requests.labels({ route, decision, reason, status: String(status) });
+      const counter = this.#requests.labels({ route, decision, reason, status: String(status) });
+      const histogram = this.#latency.labels({ route, decision });
+      child = { inc: () => counter.inc(), observe: (v) => histogram.observe(v) };
       this.#children.set(key, child);
     }
     child.inc();
-    this.#latency.labels({ route, decision }).observe(seconds);
+    child.observe(seconds);
   }
 
   /** Counts a shadow-policy decision (meshgate_shadow_allow_total / _deny_total / _mismatch_total). */
