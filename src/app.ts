@@ -15,7 +15,8 @@ import type { AuditSinkLike } from './cluster/ipc-audit-sink.ts';
 import { startEmbeddedAnalyzer } from './analyzer/embedded.ts';
 import { decisionsPath } from './decisions/decisions-file.ts';
 import { watchQuarantine } from './decisions/watch-quarantine.ts';
-import { eitherQuarantine, startGatewayNatsSink, type GatewayNatsSink } from './stream/gateway-sink.ts';
+import { eitherQuarantine } from './stream/gateway-sink.ts';
+import { startGatewayNats, type GatewayNats } from './stream/gateway-nats.ts';
 import { createPolicyStore } from './authz/policy-store.ts';
 import type { Config } from './config/schema.ts';
 import { SHIPPED_DETECTIONS } from './config/load.ts';
@@ -153,9 +154,11 @@ export class Gateway {
         analyzer: analyzer ? () => analyzer.stats().analyzer : undefined,
       }, opts.processMetrics ?? true);
       // --- Scale-out on NATS JetStream (audit.sink.nats; src/stream/, docs/operations.md): the shipper
-      //     publishes this gateway's audit log, and quarantines from the KV bucket are enforced beside decisions.json.
-      const nats: GatewayNatsSink | undefined = cfg.audit.sink?.nats && !worker
-        ? await startGatewayNatsSink(cfg, log, { logHead: () => audit.stats().lastSeq, registry: metrics.registry })
+      //     publishes this gateway's audit log, the replicas' alerts are mirrored into alerts.jsonl, and
+      //     quarantines from the KV bucket are enforced beside decisions.json. A cluster worker only watches
+      //     the bucket: the primary, which writes the one audit chain, ships it and mirrors the alerts.
+      const nats: GatewayNats | undefined = cfg.audit.sink?.nats
+        ? await startGatewayNats(cfg, log, worker ? { role: 'worker' } : { role: 'gateway', logHead: () => audit.stats().lastSeq, registry: metrics.registry })
         : undefined;
       // Runs before the audit writer closes (closers run in reverse): flush, then ship what was flushed.
       if (nats) closers.push(async () => { await audit.flush().catch(() => {}); await nats.close(); });

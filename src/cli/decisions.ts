@@ -1,21 +1,26 @@
 /**
  * `meshgate decisions list|add|delete|except`: manual quarantines, unbans and
  * false-positive exceptions in the analyzer's decisions.json (the gateway
- * picks changes up within a second). docs/quarantine.md is the guide.
+ * picks changes up within a second), or in the NATS KV bucket when the
+ * config has `audit.sink.nats` (decisions-backend.ts). docs/quarantine.md is
+ * the guide.
  */
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import type { Decision, Exception, Scope } from '../analyzer/types.ts';
-import { resolveStateDir, StateDirMissing } from '../analyzer/state-dir.ts';
+import { StateDirMissing } from '../analyzer/state-dir.ts';
 import { ConfigError } from '../config/load.ts';
 import { parseDuration } from '../core/duration.ts';
-import { DecisionStore } from '../decisions/decision-store.ts';
 import { DecisionsFileError, SCOPES } from '../decisions/decisions-file.ts';
+import { NatsUnreachable, openDecisionsBackend, type DecisionsBackend } from './decisions-backend.ts';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, dispatchSubcommand, type CliIO, type Command, type Subcommand } from './command.ts';
 
 const WHERE = `Where the decisions are (every subcommand):
       --dir STATE          analyzer state folder (holds decisions.json)
-  -c, --config FILE        or take analyzer.dir from this config (default: ./meshgate.yaml)`;
+  -c, --config FILE        or take them from this config (default: ./meshgate.yaml):
+                           the NATS KV bucket when it has audit.sink.nats
+                           (every gateway and analyzer replica), else
+                           decisions.json in analyzer.dir`;
 
 const HELP = `Usage:
   meshgate decisions list [--all] [--json]
@@ -43,7 +48,8 @@ ${WHERE}
       --json               print the result as JSON
   -h, --help               show this help
 
-Exit codes: 0 ok, 1 ID not found (delete), 2 usage error or unreadable state.
+Exit codes: 0 ok, 1 ID not found (delete), 2 usage error, unreadable state
+or NATS unreachable.
 `;
 
 const common = {
@@ -98,16 +104,25 @@ export function table(header: readonly string[], rows: readonly (readonly string
   return `${[header, ...rows].map(line).join('\n')}\n`;
 }
 
-async function openStore(values: { dir?: string | undefined; config?: string | undefined }, io: CliIO): Promise<DecisionStore> {
+async function openStore(values: { dir?: string | undefined; config?: string | undefined }, io: CliIO): Promise<DecisionsBackend> {
   try {
-    return await DecisionStore.open(await resolveStateDir(values, io));
+    return await openDecisionsBackend(values, io);
   } catch (err) {
     if (err instanceof StateDirMissing) throw new UsageError(err.message);
-    if (err instanceof ConfigError || err instanceof DecisionsFileError) {
+    if (err instanceof ConfigError || err instanceof DecisionsFileError || err instanceof NatsUnreachable) {
       io.stderr.write(`meshgate decisions: ${err.message}\n`);
       throw new Exit(EXIT_USAGE);
     }
     throw err;
+  }
+}
+
+/** Runs `fn` on `store`, then closes it (a NATS connection must not keep the CLI alive). */
+async function using<T>(store: DecisionsBackend, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } finally {
+    await store.close();
   }
 }
 
@@ -137,7 +152,7 @@ async function list(argv: string[], io: CliIO): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, options: { ...common, all: { type: 'boolean', default: false } }, allowPositionals: true, strict: true });
   if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
   const store = await openStore(values, io);
-  const r = await store.list({ includeExpired: values.all });
+  const r = await using(store, () => store.list({ includeExpired: values.all, now: Date.now() }));
   if (values.json) io.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
   else showDecisions(io, r.decisions, r.exceptions);
   return EXIT_OK;
@@ -153,10 +168,10 @@ async function add(argv: string[], io: CliIO): Promise<number> {
   const scope = scopeOf(values.scope);
   const input = { scope, value: valueOf(scope, values.value), durationMs: durationOf(values.duration), simulated: values.simulated, ...(values.reason ? { reason: values.reason } : {}) };
   const store = await openStore(values, io);
-  const r = await store.add(input);
-  if (r.status !== 'created') throw new Error('a manual decision is always created');
+  const r = await using(store, () => store.add(input));
   const d = r.decision;
   if (values.json) io.stdout.write(`${JSON.stringify(d, null, 2)}\n`);
+  else if (r.status === 'existing') io.stdout.write(`${d.scope}=${d.value} is already ${d.simulated ? 'simulated' : 'quarantined'} until ${d.expiresAt} (longer than asked): ${d.id}\n`);
   else io.stdout.write(`${d.simulated ? 'simulated (would block)' : 'quarantined'} ${d.scope}=${d.value} until ${d.expiresAt}: ${d.id}\n`);
   return EXIT_OK;
 }
@@ -166,7 +181,7 @@ async function del(argv: string[], io: CliIO): Promise<number> {
   if (positionals.length !== 1) throw new UsageError('decisions delete takes exactly one ID');
   const id = positionals[0] as string;
   const store = await openStore(values, io);
-  const removed = await store.remove(id);
+  const removed = await using(store, () => store.remove(id));
   if (!removed) {
     io.stderr.write(`meshgate decisions: no decision or exception with id ${id}\n`);
     return EXIT_FAILED;
@@ -187,7 +202,7 @@ async function except(argv: string[], io: CliIO): Promise<number> {
   const scope = scopeOf(values.scope);
   const input = { rule: values.rule, scope, value: valueOf(scope, values.value), durationMs: durationOf(values.duration), ...(values.note ? { note: values.note } : {}) };
   const store = await openStore(values, io);
-  const x = await store.addException(input);
+  const x = await using(store, () => store.addException(input));
   if (values.json) io.stdout.write(`${JSON.stringify(x, null, 2)}\n`);
   else io.stdout.write(`exception ${x.id}: rule ${x.rule} suppressed for ${x.scope}=${x.value} until ${x.expiresAt}\n`);
   return EXIT_OK;

@@ -5,7 +5,10 @@
  * workers over IPC), the embedded analyzer following it, and the admin
  * listener with /metrics aggregated across workers, /readyz over every
  * worker's components, and the review UI. Hot reload and quarantine need no
- * coordination: every worker watches the same files.
+ * coordination: every worker watches the same files — and, with
+ * `audit.sink.nats`, the decisions KV bucket (src/stream/gateway-nats.ts),
+ * while the primary ships the chain it writes and mirrors the replicas'
+ * alerts into its alerts.jsonl.
  */
 import cluster, { type Worker } from 'node:cluster';
 import { once } from 'node:events';
@@ -21,6 +24,7 @@ import type { ComponentStatus } from '../core/status.ts';
 import { explainRequest } from '../policy/explain.ts';
 import { TlsMaterialStore } from '../tls/material.ts';
 import { socketPeer } from '../tls/peer.ts';
+import { startGatewayNats, type GatewayNats } from '../stream/gateway-nats.ts';
 import { AUDIT_MSG, FLUSH_REQ, FLUSH_RES } from './ipc-audit-sink.ts';
 import { STATUS_MSG, STOP_MSG } from './worker.ts';
 import type { AuditEvent } from '../audit/event.ts';
@@ -43,6 +47,19 @@ export async function startPrimary(cfg: Config, opts: { log: Logger; n: number; 
   // For the UI's "explain against the current policy"; the workers hold their own copies.
   const policy = await createPolicyStore({ modelPath: cfg.authz.model, policyPath: cfg.authz.policy, decisionCacheEntries: 0, engine: cfg.authz.engine, watch: true, logger: log });
   const material = cfg.admin.tls ? await TlsMaterialStore.open(cfg.tls, log) : undefined;
+
+  // Before any worker is forked: a stream that contradicts the config stops start-up, as with workers: 1.
+  const own = new Registry();
+  let nats: GatewayNats | undefined;
+  try {
+    nats = cfg.audit.sink?.nats ? await startGatewayNats(cfg, log, { role: 'primary', logHead: () => audit.stats().lastSeq, registry: own }) : undefined;
+  } catch (err) {
+    await analyzer?.stop();
+    await audit.close();
+    policy.close();
+    material?.close();
+    throw err;
+  }
 
   const reports = new Map<number, WorkerReport>();
   let stopping = false;
@@ -81,11 +98,10 @@ export async function startPrimary(cfg: Config, opts: { log: Logger; n: number; 
     }
     return out;
   };
-  const components = (): ComponentStatus[] => [...workerComponents(), policy.status(), ...(analyzer ? [analyzer.status()] : [])];
-
   // /metrics: the workers' registries summed by prom-client, plus the primary's own.
   const aggregator = new AggregatorRegistry();
-  const own = new Registry();
+  const components = (): ComponentStatus[] => [...workerComponents(), policy.status(), ...(analyzer ? [analyzer.status()] : []), ...(nats ? nats.components() : [])];
+
   const gauge = (name: string, help: string, read: () => number | undefined): void => {
     new Gauge({ name, help, registers: [own], collect() { const v = read(); if (v !== undefined) this.set(v); } });
   };
@@ -145,6 +161,9 @@ export async function startPrimary(cfg: Config, opts: { log: Logger; n: number; 
       clearTimeout(hard);
       cluster.off('message', onMessage);
       await analyzer?.stop();
+      // Every worker's events are in the writer now: flush them, then ship what was flushed.
+      await audit.flush().catch(() => {});
+      await nats?.close();
       await audit.close();
       policy.close();
       material?.close();

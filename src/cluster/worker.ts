@@ -34,5 +34,12 @@ export async function runWorker(cfg: Config, opts: { log: Logger; configFile: st
   });
   clearInterval(timer);
   await gw.stop();
-  report();
+  const r = gw.readiness();
+  // The IPC channel keeps a worker alive (the primary would wait for its hard-kill timer):
+  // close it once the last report is out, so the worker exits on its own.
+  await new Promise<void>((resolve) => {
+    if (!process.connected) { resolve(); return; }
+    process.send?.({ t: STATUS_MSG, ready: r.ready, listening: r.listening, draining: r.draining, components: r.components }, undefined, {}, () => resolve());
+  });
+  if (process.connected) process.disconnect();
 }

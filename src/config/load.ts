@@ -193,9 +193,6 @@ function checkSemantics(c: Config): SemanticIssue[] {
     // Otherwise the operator believes upstream traffic is mTLS while it is plaintext.
     out.push({ path: ['upstream', 'tls'], message: 'upstream.tls requires an https upstream.url' });
   }
-  if (c.workers !== 1 && c.audit.sink?.nats !== undefined) {
-    out.push({ path: ['workers'], message: 'workers > 1 with audit.sink.nats is not supported yet (the NATS shipper and KV watch are per process): use workers: 1 with NATS' });
-  }
   // Two issuers must never be able to mint the same subject (a partner IdP's `sub: root` is not our root).
   const issuerList = c.jwt?.issuers ?? [];
   if (issuerList.length > 1) {

@@ -10,6 +10,12 @@
  *    same emissions, which JetStream's duplicate window drops: an alert is
  *    never raised twice;
  * 3. local sinks (log, webhook) — best effort, after the above.
+ *
+ * Exceptions first, as the local analyzer does (src/analyzer/output-router.ts):
+ * an alert an unexpired exception covers at its event time (`lastSeen`) is
+ * neither published nor does its quarantine get ordered; an order is also
+ * checked on its own (DecisionsKv.order). Exceptions live in the decisions
+ * bucket, so without one (`decisions: false`) nothing is excepted.
  */
 import { JetStreamApiCodes, JetStreamApiError, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { Alert, RemediationOrder } from '../analyzer/types.ts';
@@ -46,6 +52,12 @@ export async function ensureAlertsStream(jsm: JetStreamManager, name: string, su
   });
 }
 
+/** The event time an alert emission was made at: its last contributing event (now when unparsable). */
+function eventTime(a: Alert): number {
+  const t = Date.parse(a.lastSeen);
+  return Number.isFinite(t) ? t : Date.now();
+}
+
 /** Delivers one batch's alerts and orders. */
 export class AnalyzerOutputs {
   readonly #js: JetStreamClient;
@@ -54,6 +66,8 @@ export class AnalyzerOutputs {
   readonly #stream: string;
   readonly #prefix: string;
   published = 0;
+  /** Alerts an exception suppressed (with their orders). */
+  suppressed = 0;
 
   constructor(js: JetStreamClient, opts: { alertsStream: string; alertsSubjectPrefix: string; decisions?: DecisionsKv | undefined; sinks?: readonly AlertSink[] }) {
     this.#js = js;
@@ -65,14 +79,25 @@ export class AnalyzerOutputs {
 
   /** Resolves once every order and alert is stored by NATS; rejects otherwise (the batch is then not acknowledged). */
   async deliver(alerts: readonly Alert[], orders: readonly TimedOrder[]): Promise<void> {
+    const suppressed = new Set<string>();
     const decisionOf = new Map<string, string>();
+    let kept = alerts;
     if (this.#decisions) {
+      const kv = this.#decisions;
+      const excepted = await Promise.all(alerts.map((a) => kv.exceptionFor(a.rule, a.scope, a.value, eventTime(a))));
+      kept = alerts.filter((a, i) => {
+        if (excepted[i] === undefined) return true;
+        suppressed.add(a.id);
+        return false;
+      });
       for (const o of orders) {
-        const r = await this.#decisions.order(o.order, o.atMs);
-        decisionOf.set(o.order.alertId, r.decision.id);
+        if (suppressed.has(o.order.alertId)) continue;
+        const r = await kv.order(o.order, o.atMs);
+        if (r.status !== 'excepted') decisionOf.set(o.order.alertId, r.decision.id);
       }
     }
-    const final = alerts.map((a) => {
+    this.suppressed += alerts.length - kept.length;
+    const final = kept.map((a) => {
       const decisionId = a.decisionId ?? decisionOf.get(a.id);
       return decisionId === undefined ? a : { ...a, decisionId };
     });

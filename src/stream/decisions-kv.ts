@@ -15,13 +15,22 @@
  * (previous offence + 1 when that one was created within the lookback).
  * Writes are compare-and-set, so concurrent analyzer replicas cannot lose
  * each other's decisions.
+ *
+ * Exceptions (`meshgate decisions except`) live in the same bucket under
+ * `exception.<id>` (exceptions-kv.ts) and mean what they mean locally: an
+ * unexpired exception at the event time of an order suppresses it (and the
+ * alert, analyzer-outputs.ts); gateways also drop decisions an exception
+ * covers (src/decisions/excepted-decisions.ts), for the replica that wrote
+ * one before it saw the exception.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { Decision, RemediationOrder } from '../analyzer/types.ts';
+import type { Decision, Exception, RemediationOrder, Scope } from '../analyzer/types.ts';
+import { findException, type ExceptionInput, type ManualDecisionInput } from '../decisions/decision-store.ts';
 import { parseDecisionsDoc } from '../decisions/decisions-file.ts';
 import { DEFAULT_ESCALATION, escalatedDuration, type EscalationPolicy } from '../decisions/escalation.ts';
+import { exceptionKey, isExceptionKey, KvExceptions, parseExceptionValue, readExceptions } from './exceptions-kv.ts';
 import { decisionKey } from './subjects.ts';
 
 /** Opens the decisions bucket, creating it when missing (the same options from every gateway and analyzer). */
@@ -50,24 +59,49 @@ function isConflict(err: unknown): boolean {
   return /wrong last sequence|key exists/i.test((err as Error).message ?? '');
 }
 
-/** The analyzer's write side of the decisions bucket. */
+/** Outcome of a rule's order: a new decision, the one already covering it, or the exception that suppressed it. */
+export type KvOrderResult =
+  | { readonly status: 'created' | 'existing'; readonly decision: Decision }
+  | { readonly status: 'excepted'; readonly exception: Exception };
+
+/** The analyzer's write side of the decisions bucket, and what `meshgate decisions` changes at scale. */
 export class DecisionsKv {
   readonly #kv: KV;
   readonly #policy: EscalationPolicy;
+  #exceptions: KvExceptions | undefined;
 
   constructor(kv: KV, escalation: Partial<EscalationPolicy> = {}) {
     this.#kv = kv;
     this.#policy = { ...DEFAULT_ESCALATION, ...escalation };
   }
 
-  /** Records a rule's quarantine order made at event time `atMs`; idempotent (see the file comment). */
-  async order(o: RemediationOrder, atMs: number): Promise<{ status: 'created' | 'existing'; decision: Decision }> {
+  /**
+   * The unexpired exception covering `rule` for scope/value at event time
+   * `atMs`, if any (the local DecisionStore's rule). Rejects when the bucket
+   * cannot be read: callers retry instead of raising what may be excepted.
+   */
+  async exceptionFor(rule: string, scope: Scope, value: string, atMs: number): Promise<Exception | undefined> {
+    this.#exceptions ??= new KvExceptions(this.#kv);
+    return findException(await this.#exceptions.current(), rule, scope, value, atMs);
+  }
+
+  /** Stops the exceptions watch (the bucket itself belongs to the connection). */
+  close(): void {
+    this.#exceptions?.close();
+  }
+
+  /** Records a rule's quarantine order made at event time `atMs`; idempotent, suppressed by exceptions (see the file comment). */
+  async order(o: RemediationOrder, atMs: number): Promise<KvOrderResult> {
     const key = decisionKey(o.scope, o.value, o.simulated);
     const id = orderDecisionId(o);
     for (let attempt = 0; attempt < 5; attempt++) {
       const e = await this.#kv.get(key);
       const cur = e && e.operation === 'PUT' ? parseDecisionValue(e.value) : undefined;
-      if (cur && (cur.id === id || Date.parse(cur.expiresAt) > atMs)) return { status: 'existing', decision: cur };
+      // The local store's order of checks: the same order again, then exceptions, then a decision in force.
+      if (cur?.id === id) return { status: 'existing', decision: cur };
+      const exception = await this.exceptionFor(o.rule, o.scope, o.value, atMs);
+      if (exception) return { status: 'excepted', exception };
+      if (cur && Date.parse(cur.expiresAt) > atMs) return { status: 'existing', decision: cur };
       const chained = cur && cur.origin !== 'manual' && Date.parse(cur.createdAt) > atMs - this.#policy.lookbackMs && Date.parse(cur.createdAt) <= atMs;
       const offence = chained ? cur.offence + 1 : 1;
       const d: Decision = {
@@ -86,9 +120,48 @@ export class DecisionsKv {
     throw new Error(`decision ${key} kept changing under concurrent writers`);
   }
 
-  /** Writes `d` as is (a manual decision, `meshgate decisions add` at scale). */
+  /** Writes `d` as is (tests, tools). */
   async put(d: Decision): Promise<void> {
     await this.#kv.put(decisionKey(d.scope, d.value, d.simulated), JSON.stringify(d));
+  }
+
+  /**
+   * A person's quarantine (`meshgate decisions add` at scale), from `atMs`
+   * for exactly the given duration. A key holds one decision, so an
+   * unexpired one of the key that lasts longer is kept and returned
+   * ('existing'): adding never shortens a quarantine in force (with
+   * decisions.json both would be kept and the longer one enforced).
+   */
+  async addManual(input: ManualDecisionInput, atMs: number): Promise<{ status: 'created' | 'existing'; decision: Decision }> {
+    const simulated = input.simulated ?? false;
+    const key = decisionKey(input.scope, input.value, simulated);
+    const d: Decision = {
+      id: `d-${randomBytes(12).toString('hex')}`, scope: input.scope, value: input.value, origin: 'manual',
+      reason: input.reason ?? 'manual', createdAt: iso(atMs), expiresAt: iso(atMs + input.durationMs), simulated, offence: 1,
+    };
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const e = await this.#kv.get(key);
+      const cur = e && e.operation === 'PUT' ? parseDecisionValue(e.value) : undefined;
+      if (cur && Date.parse(cur.expiresAt) >= Date.parse(d.expiresAt)) return { status: 'existing', decision: cur };
+      try {
+        if (e) await this.#kv.update(key, JSON.stringify(d), e.revision);
+        else await this.#kv.create(key, JSON.stringify(d));
+        return { status: 'created', decision: d };
+      } catch (err) {
+        if (!isConflict(err)) throw err;
+      }
+    }
+    throw new Error(`decision ${key} kept changing under concurrent writers`);
+  }
+
+  /** Records a false-positive exception from `atMs` (`meshgate decisions except` at scale). */
+  async addException(input: ExceptionInput, atMs: number): Promise<Exception> {
+    const x: Exception = {
+      id: `x-${randomBytes(12).toString('hex')}`, rule: input.rule, scope: input.scope, value: input.value,
+      createdAt: iso(atMs), expiresAt: iso(atMs + input.durationMs), ...(input.note === undefined ? {} : { note: input.note }),
+    };
+    await this.#kv.create(exceptionKey(x.id), JSON.stringify(x));
+    return x;
   }
 
   /** Deletes the decision for scope/value (an unban). */
@@ -96,10 +169,37 @@ export class DecisionsKv {
     await this.#kv.delete(decisionKey(d.scope, d.value, d.simulated));
   }
 
+  /**
+   * Deletes the decision or exception with `id`; returns what was removed.
+   * The delete is conditional on the entry read, so a decision that replaced
+   * it meanwhile (a new order for the same key) is not lifted by mistake.
+   */
+  async removeById(id: string): Promise<Decision | Exception | undefined> {
+    if (/^[A-Za-z0-9_-]+$/.test(id)) {
+      const e = await this.#kv.get(exceptionKey(id));
+      const x = e && e.operation === 'PUT' ? parseExceptionValue(e.value) : undefined;
+      if (e && x) {
+        await this.#kv.delete(exceptionKey(id), { previousSeq: e.revision });
+        return x;
+      }
+    }
+    for await (const k of await this.#kv.keys()) {
+      if (isExceptionKey(k)) continue;
+      const e = await this.#kv.get(k);
+      const d = e && e.operation === 'PUT' ? parseDecisionValue(e.value) : undefined;
+      if (e && d?.id === id) {
+        await this.#kv.delete(k, { previousSeq: e.revision });
+        return d;
+      }
+    }
+    return undefined;
+  }
+
   /** Every decision in the bucket (expired ones included). */
   async list(): Promise<Decision[]> {
     const out: Decision[] = [];
     for await (const k of await this.#kv.keys()) {
+      if (isExceptionKey(k)) continue;
       const e = await this.#kv.get(k);
       const d = e && e.operation === 'PUT' ? parseDecisionValue(e.value) : undefined;
       if (d) out.push(d);
@@ -107,13 +207,24 @@ export class DecisionsKv {
     return out;
   }
 
-  /** Deletes decisions that expired before `now` minus the escalation lookback; returns how many. */
+  /** Every exception in the bucket (expired ones included). */
+  exceptions(): Promise<Exception[]> {
+    return readExceptions(this.#kv);
+  }
+
+  /** Deletes expired exceptions, and decisions that expired before `now` minus the escalation lookback; returns how many. */
   async prune(now: number): Promise<number> {
     let n = 0;
     for await (const k of await this.#kv.keys()) {
       const e = await this.#kv.get(k);
-      const d = e && e.operation === 'PUT' ? parseDecisionValue(e.value) : undefined;
-      if (!e || !d || Date.parse(d.expiresAt) > now || Date.parse(d.createdAt) > now - this.#policy.lookbackMs) continue;
+      if (!e || e.operation !== 'PUT') continue;
+      if (isExceptionKey(k)) {
+        const x = parseExceptionValue(e.value);
+        if (!x || Date.parse(x.expiresAt) > now) continue;
+      } else {
+        const d = parseDecisionValue(e.value);
+        if (!d || Date.parse(d.expiresAt) > now || Date.parse(d.createdAt) > now - this.#policy.lookbackMs) continue;
+      }
       await this.#kv.purge(k, { previousSeq: e.revision }).then(() => n++, () => {});
     }
     return n;

@@ -11,17 +11,23 @@
  * entry is logged, counted and ignored. The last state is also written to a
  * local cache file (decisions.json format) so that a gateway restarting
  * while NATS is down still enforces the quarantines it knew about.
+ *
+ * Exceptions (`exception.<id>` keys, exceptions-kv.ts) are followed too: a
+ * rule-ordered decision that an exception covers is not handed to the table
+ * (src/decisions/excepted-decisions.ts says which).
  */
 import { access, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { KvWatchEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { Decision } from '../analyzer/types.ts';
+import type { Decision, Exception } from '../analyzer/types.ts';
 import { silentLogger, type Logger } from '../core/log.ts';
 import { StatusTracker, type ComponentStatus } from '../core/status.ts';
 import { readDecisionsFile, type DecisionsDoc } from '../decisions/decisions-file.ts';
+import { withoutExcepted } from '../decisions/excepted-decisions.ts';
 import { writeJsonAtomic } from '../decisions/write-json-atomic.ts';
 import { openDecisionsBucket, parseDecisionValue } from './decisions-kv.ts';
+import { isExceptionKey, parseExceptionValue } from './exceptions-kv.ts';
 
 /** What the watch updates: QuarantineTable has this method. */
 export interface DecisionsTarget {
@@ -38,7 +44,7 @@ export interface WatchDecisionsKvOptions {
   /** How long start-up waits for the bucket's full state (default 2000 ms). */
   readonly initialWaitMs?: number;
   readonly log?: Logger;
-  /** Called after every table replacement (tests, metrics). */
+  /** Called after every table replacement with the decisions enforced (tests, metrics). */
   readonly onUpdate?: (decisions: readonly Decision[]) => void;
 }
 
@@ -57,19 +63,27 @@ export interface DecisionsKvWatch {
 export async function watchDecisionsKv(opts: WatchDecisionsKvOptions): Promise<DecisionsKvWatch> {
   const log = opts.log ?? silentLogger;
   const status = new StatusTracker('quarantine-kv');
-  const current = new Map<string, Decision>();
+  /** Bucket key → its decision or exception (one map, so a key's delete removes whichever it held). */
+  type Entry = Decision | Exception;
+  const current = new Map<string, Entry>();
   let closed = false;
   let stopWatch: (() => void) | undefined;
   let cacheWrite = Promise.resolve();
 
   const publish = (persist: boolean): void => {
-    const decisions = [...current.values()];
-    opts.table.replace({ v: 1, decisions, exceptions: [] });
-    status.loaded(String(decisions.length));
-    opts.onUpdate?.(decisions);
+    const decisions: Decision[] = [];
+    const exceptions: Exception[] = [];
+    for (const e of current.values()) {
+      if ('rule' in e) exceptions.push(e);
+      else decisions.push(e);
+    }
+    const enforced = withoutExcepted(decisions, exceptions);
+    opts.table.replace({ v: 1, decisions: enforced, exceptions });
+    status.loaded(String(enforced.length));
+    opts.onUpdate?.(enforced);
     if (persist && opts.cacheFile) {
       const file = opts.cacheFile;
-      cacheWrite = cacheWrite.then(() => writeJsonAtomic(file, { v: 1, decisions, exceptions: [] })).catch((err: unknown) => {
+      cacheWrite = cacheWrite.then(() => writeJsonAtomic(file, { v: 1, decisions, exceptions })).catch((err: unknown) => {
         log.warn({ err, file }, 'cannot write the decisions cache file');
       });
     }
@@ -81,6 +95,7 @@ export async function watchDecisionsKv(opts: WatchDecisionsKvOptions): Promise<D
       const exists = await access(opts.cacheFile).then(() => true, () => false);
       const doc = await readDecisionsFile(opts.cacheFile);
       for (const d of doc.decisions) current.set(`${d.scope}\0${d.value}\0${d.simulated}`, d);
+      for (const x of doc.exceptions) current.set(`exception\0${x.id}`, x);
       if (exists) publish(false);
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'decisions cache file unreadable; waiting for the KV bucket');
@@ -93,23 +108,25 @@ export async function watchDecisionsKv(opts: WatchDecisionsKvOptions): Promise<D
     const values = (await kv.status()).values;
     const iter = await kv.watch();
     stopWatch = () => iter.stop();
-    const fresh = new Map<string, Decision>();
+    const fresh = new Map<string, Entry>();
     let loading = values > 0;
     if (!loading) {
       current.clear();
       publish(true);
       initial();
     }
-    const apply = (e: KvWatchEntry, into: Map<string, Decision>): void => {
+    const apply = (e: KvWatchEntry, into: Map<string, Entry>): void => {
       if (e.operation !== 'PUT') {
         into.delete(e.key);
         return;
       }
-      const d = parseDecisionValue(e.value);
+      const exception = isExceptionKey(e.key);
+      const d = exception ? parseExceptionValue(e.value) : parseDecisionValue(e.value);
       if (d) into.set(e.key, d);
       else {
-        status.failed(`invalid decision under key ${e.key}`);
-        log.error({ bucket: opts.bucket, key: e.key }, 'invalid decision in the KV bucket; ignored');
+        const what = exception ? 'exception' : 'decision';
+        status.failed(`invalid ${what} under key ${e.key}`);
+        log.error({ bucket: opts.bucket, key: e.key }, `invalid ${what} in the KV bucket; ignored`);
       }
     };
     for await (const e of iter) {

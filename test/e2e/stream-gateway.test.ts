@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { createEngine } from '../../src/analyzer/engine/engine.ts';
+import { ALERTS_FILE, readAlertLines } from '../../src/analyzer/sinks/alerts-log.ts';
 import { loadRules } from '../../src/analyzer/rules/load.ts';
 import type { NatsSinkConfig } from '../../src/config/schema.ts';
 import { runNatsAnalyzer, type NatsAnalyzer } from '../../src/stream/nats-analyzer.ts';
@@ -99,6 +100,15 @@ describe('gateway → JetStream → analyzer → KV → gateway', { skip: natsSk
     assert.ok(bf.length >= 1);
     assert.equal(new Set(bf.map((a) => `${a.id}:${a.count}`)).size, bf.length);
     assert.equal(bf[0]?.decisionId, refused?.quarantine?.decisionId);
+    // The gateway mirrors the replica's alerts into its own alerts.jsonl (what `alerts list` and the UI read), once each.
+    const file = path.join(h.config.audit.dir, 'analyzer', ALERTS_FILE);
+    const mirrored = async (): Promise<string[]> => {
+      const out: string[] = [];
+      for await (const l of readAlertLines(file)) out.push(`${l.alert.id}:${l.alert.count}`);
+      return out;
+    };
+    await eventually(async () => (await mirrored()).length >= alerts.length, 'the alerts in the gateway\'s alerts.jsonl', 5000);
+    assert.deepEqual((await mirrored()).sort(), alerts.map((a) => `${a.id}:${a.count}`).sort());
   });
 
   test('shipper metrics are on /metrics and its status is in /readyz detail', async () => {
@@ -113,5 +123,7 @@ describe('gateway → JetStream → analyzer → KV → gateway', { skip: natsSk
     assert.equal(ready.ready, true);
     assert.equal(ready.components.find((c) => c.name === 'audit-shipper')?.state, 'ok');
     assert.equal(ready.components.find((c) => c.name === 'quarantine-kv')?.state, 'ok');
+    assert.equal(ready.components.find((c) => c.name === 'alerts-mirror')?.state, 'ok');
+    assert.match(text, /meshgate_nats_alerts_mirrored_total [1-9]/);
   });
 });
