@@ -43,7 +43,7 @@ export async function startPrimary(cfg: Config, opts: { log: Logger; n: number; 
   const { log, n } = opts;
   const audit = new AuditWriter(cfg.audit, { logger: log });
   await audit.open();
-  const analyzer = cfg.analyzer.enabled ? await startEmbeddedAnalyzer(cfg, { logger: log }) : undefined;
+  const analyzer = cfg.analyzer.enabled ? await startEmbeddedAnalyzer(cfg, { logger: log, feed: audit }) : undefined;
   // For the UI's "explain against the current policy"; the workers hold their own copies.
   const policy = await createPolicyStore({ modelPath: cfg.authz.model, policyPath: cfg.authz.policy, decisionCacheEntries: 0, engine: cfg.authz.engine, watch: true, logger: log });
   const material = cfg.admin.tls ? await TlsMaterialStore.open(cfg.tls, log) : undefined;

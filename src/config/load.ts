@@ -193,6 +193,10 @@ function checkSemantics(c: Config): SemanticIssue[] {
     // Otherwise the operator believes upstream traffic is mTLS while it is plaintext.
     out.push({ path: ['upstream', 'tls'], message: 'upstream.tls requires an https upstream.url' });
   }
+  if (c.audit.sink?.nats !== undefined && c.analyzer.enabled) {
+    // Two writers of one alerts.jsonl (the embedded analyzer and the alerts mirror) would duplicate alerts and race on its tail.
+    out.push({ path: ['analyzer', 'enabled'], message: 'with audit.sink.nats, detection runs in the `meshgate analyzer run --nats` replicas and this gateway mirrors their alerts into alerts.jsonl: set analyzer.enabled: false' });
+  }
   // Two issuers must never be able to mint the same subject (a partner IdP's `sub: root` is not our root).
   const issuerList = c.jwt?.issuers ?? [];
   if (issuerList.length > 1) {

@@ -151,7 +151,7 @@ const authzSchema = z
 
 const analyzerSchema = z
   .strictObject({
-    enabled: z.boolean().default(true).describe('run the breach-detection analyzer inside the meshgate process (off the request thread)'),
+    enabled: z.boolean().default(true).describe('run the breach-detection analyzer inside the meshgate process (off the request thread); must be false with audit.sink.nats, where the analyzer replicas detect'),
     rules: file.optional().describe('detection rules YAML (default: the shipped policies/detections.yaml)'),
     dir: file.optional().describe('analyzer state folder: cursor, alerts.jsonl, decisions.json (default: <audit.dir>/analyzer)'),
     webhook: z

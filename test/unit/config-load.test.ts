@@ -239,6 +239,12 @@ test('upstream tls with a plain http url is refused', () => {
   assert.equal(issueAt(issues, 'upstream.tls').message, 'upstream.tls requires an https upstream.url');
 });
 
+test('the embedded analyzer is refused beside audit.sink.nats: the replicas analyze, the gateway mirrors their alerts', () => {
+  const nats = '  sink:\n    nats: { servers: [nats://127.0.0.1:4222], service: orders }\n';
+  assert.match(issueAt(issuesOf(`${MINIMAL}${nats}`), 'analyzer.enabled').message, /analyzer run --nats/);
+  assert.doesNotThrow(() => parse(`${MINIMAL}${nats}analyzer: { enabled: false }\n`, ENV));
+});
+
 test('a route match needs exactly one of path and pathPrefix, and an issuer one JWKS source', () => {
   const jwt = 'jwt:\n  issuers:\n    - { issuer: a, audiences: [x], algorithms: [ES256], jwksFile: j.json, jwksUrl: "https://x/jwks" }\n';
   const issues = issuesOf(`${jwt}${MINIMAL.replace('{ pathPrefix: / }', '{ pathPrefix: /, path: /x }')}`);
@@ -393,6 +399,7 @@ audit:
       auth: { nkeySeedFile: secrets/user.nk }
       tls: { ca: tls/ca.crt, cert: tls/c.crt, key: tls/c.key }
       cursorFile: state/cursor.json
+analyzer: { enabled: false }
 `;
   const c = parseConfigText(text, { baseDir: '/etc/mg', env: {} });
   const n = c.audit.sink?.nats;
