@@ -1,8 +1,7 @@
 /**
- * Everything a gateway runs when `audit.sink.nats` is set, behind one call
- * for the composition root (src/app.ts):
- *
- *   const nats = cfg.audit.sink?.nats ? await startGatewayNatsSink(cfg, log, { logHead: () => audit.stats().lastSeq, registry: metrics.registry }) : undefined;
+ * The shipper and decisions-watch half of a gateway's NATS parts, started
+ * by gateway-nats.ts (`startGatewayNats`, which adds the alerts mirror and
+ * picks the parts by role: single process, cluster primary or worker):
  *
  * - the shipper (start-shipper.ts) with its metrics on the gateway registry;
  * - the quarantine decisions of the KV bucket in a QuarantineTable of their

@@ -158,6 +158,7 @@ export async function runNatsAnalyzer(opts: NatsAnalyzerOptions): Promise<NatsAn
       if (timer) clearTimeout(timer);
       await Promise.all([...workers.values()].map((w) => w.stop()));
       await leases.leave();
+      decisions?.close();
       if (!opts.connection) await nc.close().catch(() => {});
       log.info({ replica }, 'analyzer replica stopped');
     },
