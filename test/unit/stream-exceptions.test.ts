@@ -217,6 +217,7 @@ tls: { cert: c.crt, key: c.key, clientCa: ca.crt, trustDomains: [mesh.local] }
 authz: { model: m.conf, policy: p.csv }
 routes: [{ match: { pathPrefix: / }, auth: none }]
 audit: { dir: audit, sink: { nats: { servers: ["${servers}"], service: orders, decisionsBucket: ${cfg.decisionsBucket} } } }
+analyzer: { enabled: false }
 `;
     writeFileSync(path.join(cwd, 'meshgate.yaml'), yaml(nats.url));
     const add = await cli(['decisions', 'add', '--scope', 'sub', '--value', 'mallory', '--duration', '1h', '--reason', 'INC-9', '--json'], cwd);

@@ -163,6 +163,7 @@ routes: [ { match: { pathPrefix: / }, auth: none } ]
 audit:
   dir: audit
   sink: { nats: { servers: ["${nats.url}"], service: orders, stream: ${stream}, subjectPrefix: cli${n}.audit, partitions: ${partitions} } }
+analyzer: { enabled: false }
 `;
     writeFileSync(path.join(dir, 'ok.yaml'), yaml(`CLI_${n}`, 4));
     writeFileSync(path.join(dir, 'bad.yaml'), yaml(`CLI_${n}`, 8));
