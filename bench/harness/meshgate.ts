@@ -4,7 +4,7 @@
  * audit on) and starts `meshgate run` pinned to a core.
  */
 import type { ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, spawnPinned } from './proc.ts';
 
@@ -69,7 +69,11 @@ export interface MeshgateProcess {
  * listening address. `prefix` wraps the command (e.g. prlimit for more fds).
  */
 export function startMeshgate(configFile: string, cores: string, prefix: readonly string[] = []): Promise<MeshgateProcess> {
-  const child = spawnPinned([...prefix, process.execPath, join(ROOT, 'bin/meshgate.js'), 'run', '-c', configFile], cores);
+  // For profiling a bench run (docs/performance.md): MESHGATE_BENCH_NODE_FLAGS="--cpu-prof --trace-gc" is
+  // passed to meshgate's node, and MESHGATE_BENCH_LOG=file receives everything meshgate prints.
+  const nodeFlags = process.env.MESHGATE_BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? [];
+  const logFile = process.env.MESHGATE_BENCH_LOG;
+  const child = spawnPinned([...prefix, process.execPath, ...nodeFlags, join(ROOT, 'bin/meshgate.js'), 'run', '-c', configFile], cores);
   const logs: string[] = [];
   return new Promise((res, rej) => {
     let buf = '';
@@ -82,6 +86,7 @@ export function startMeshgate(configFile: string, cores: string, prefix: readonl
         const line = buf.slice(0, i);
         buf = buf.slice(i + 1);
         logs.push(line);
+        if (logFile) appendFileSync(logFile, `${line}\n`);
         if (logs.length > 5000) logs.splice(0, 1000);
         let rec: { listen?: { port?: number }; admin?: unknown } = {};
         try { rec = JSON.parse(line) as typeof rec; } catch { continue; }
