@@ -103,6 +103,19 @@ test('lines that are not records are skipped and reported, the rest still flows'
   assert.match(skipped[0] as string, /hash/);
 });
 
+test('a partial record at the end of a segment is skipped and reported once the next segment exists', async (t) => {
+  const dir = tmp(t);
+  const a = sealRecord(1, GENESIS_HASH, auditEvent(1));
+  const b = sealRecord(2, a.hash, auditEvent(2));
+  fs.writeFileSync(path.join(dir, segmentFileName(1)), `${a.line}{"seq":2,"prev":"cut by a cra`);
+  fs.writeFileSync(path.join(dir, segmentFileName(2)), b.line);
+  const skipped: { segment: string; offset: number; reason: string }[] = [];
+  const ac = new AbortController();
+  const recs = await take(followAudit(dir, { signal: ac.signal, pollMs: 20, onSkip: (s) => skipped.push(s) }), 2, ac);
+  assert.deepEqual(recs.map((r) => r.seq), [1, 2]);
+  assert.deepEqual(skipped, [{ segment: segmentFileName(1), offset: Buffer.byteLength(a.line), reason: 'partial record at the end of an older segment' }]);
+});
+
 test('the follower waits for an audit dir that does not exist yet, and abort ends it', async (t) => {
   const dir = path.join(tmp(t), 'later');
   const ac = new AbortController();

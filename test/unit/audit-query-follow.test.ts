@@ -85,6 +85,22 @@ test('a segment left with a partial last line when the next one appears is repor
   assert.match(damaged[0]!.reason, /incomplete line/);
 });
 
+test('a segment cut shorter while followed is reported as damaged, and following goes on from its new end', async (t) => {
+  const dir = path.join(tempDir(t), 'audit');
+  await writeLog(dir, [ev(0), ev(1)]);
+  const from = await endOf(dir);
+  const file = path.join(dir, segments(dir).at(-1) as string);
+  const damaged: DamagedLine[] = [];
+  const c = await collect(dir, {}, from, 1, 10_000, damaged);
+  fs.truncateSync(file, 0);
+  await sleep(150);
+  fs.appendFileSync(file, `${sealRecord(3, 'c'.repeat(64), ev(9, { requestId: 'after-cut' })).line}`);
+  await c.run;
+  assert.deepEqual(c.ids, ['after-cut']);
+  assert.equal(damaged.length, 1);
+  assert.match(damaged[0]!.reason, new RegExp(`segment shrank from ${from.offset} to 0 bytes`));
+});
+
 test('following an empty dir picks up the first segment when the writer creates it', async (t) => {
   const dir = tempDir(t);
   const from = await endOf(dir);

@@ -147,6 +147,17 @@ describe('following the audit log', () => {
     await t.close();
   });
 
+  test('a partial record left in a segment the writer has moved on from stops the tail with LogTailError', async () => {
+    const dir = await writeLog([testEvent(0), testEvent(1)]);
+    const file = path.join(dir, 'audit-000001.jsonl');
+    const lines = readFileSync(file, 'utf8').split('\n');
+    writeFileSync(file, `${lines[0]}\n${(lines[1] as string).slice(0, 40)}`);
+    writeFileSync(path.join(dir, 'audit-000002.jsonl'), '');
+    const t = new AuditLogTail(dir);
+    await assert.rejects(t.read(10), (e: Error) => e instanceof LogTailError && /audit-000001\.jsonl at byte \d+: partial record/.test(e.message));
+    await t.close();
+  });
+
   test('a log that does not chain stops the tail with LogTailError', async () => {
     const dir = await writeLog([testEvent(0), testEvent(1), testEvent(2)]);
     const other = await writeLog([testEvent(3), testEvent(4), testEvent(5)]);
