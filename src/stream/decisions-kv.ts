@@ -91,33 +91,22 @@ export class DecisionsKv {
   }
 
   /** Records a rule's quarantine order made at event time `atMs`; idempotent, suppressed by exceptions (see the file comment). */
-  async order(o: RemediationOrder, atMs: number): Promise<KvOrderResult> {
-    const key = decisionKey(o.scope, o.value, o.simulated);
+  order(o: RemediationOrder, atMs: number): Promise<KvOrderResult> {
     const id = orderDecisionId(o);
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const e = await this.#kv.get(key);
-      const cur = e && e.operation === 'PUT' ? parseDecisionValue(e.value) : undefined;
+    return this.#compareAndSet<KvOrderResult>(decisionKey(o.scope, o.value, o.simulated), async (cur) => {
       // The local store's order of checks: the same order again, then exceptions, then a decision in force.
-      if (cur?.id === id) return { status: 'existing', decision: cur };
+      if (cur?.id === id) return { result: { status: 'existing', decision: cur } };
       const exception = await this.exceptionFor(o.rule, o.scope, o.value, atMs);
-      if (exception) return { status: 'excepted', exception };
-      if (cur && Date.parse(cur.expiresAt) > atMs) return { status: 'existing', decision: cur };
+      if (exception) return { result: { status: 'excepted', exception } };
+      if (cur && Date.parse(cur.expiresAt) > atMs) return { result: { status: 'existing', decision: cur } };
       const chained = cur && cur.origin !== 'manual' && Date.parse(cur.createdAt) > atMs - this.#policy.lookbackMs && Date.parse(cur.createdAt) <= atMs;
       const offence = chained ? cur.offence + 1 : 1;
       const d: Decision = {
         id, scope: o.scope, value: o.value, origin: o.rule, reason: `rule ${o.rule}`, alertId: o.alertId,
         createdAt: iso(atMs), expiresAt: iso(atMs + escalatedDuration(o.durationMs, offence, this.#policy)), simulated: o.simulated, offence,
       };
-      try {
-        if (e) await this.#kv.update(key, JSON.stringify(d), e.revision);
-        else await this.#kv.create(key, JSON.stringify(d));
-        return { status: 'created', decision: d };
-      } catch (err) {
-        if (!isConflict(err)) throw err;
-        // Another replica wrote this key a moment ago: read it again.
-      }
-    }
-    throw new Error(`decision ${key} kept changing under concurrent writers`);
+      return { write: d, result: { status: 'created', decision: d } };
+    });
   }
 
   /** Writes `d` as is (tests, tools). */
@@ -132,23 +121,36 @@ export class DecisionsKv {
    * ('existing'): adding never shortens a quarantine in force (with
    * decisions.json both would be kept and the longer one enforced).
    */
-  async addManual(input: ManualDecisionInput, atMs: number): Promise<{ status: 'created' | 'existing'; decision: Decision }> {
+  addManual(input: ManualDecisionInput, atMs: number): Promise<{ status: 'created' | 'existing'; decision: Decision }> {
     const simulated = input.simulated ?? false;
-    const key = decisionKey(input.scope, input.value, simulated);
     const d: Decision = {
       id: `d-${randomBytes(12).toString('hex')}`, scope: input.scope, value: input.value, origin: 'manual',
       reason: input.reason ?? 'manual', createdAt: iso(atMs), expiresAt: iso(atMs + input.durationMs), simulated, offence: 1,
     };
+    return this.#compareAndSet<{ status: 'created' | 'existing'; decision: Decision }>(decisionKey(input.scope, input.value, simulated), (cur) => (
+      cur && Date.parse(cur.expiresAt) >= Date.parse(d.expiresAt)
+        ? { result: { status: 'existing', decision: cur } }
+        : { write: d, result: { status: 'created', decision: d } }));
+  }
+
+  /**
+   * Reads `key`, lets `decide` choose from its current decision, and writes
+   * the chosen one only if nobody wrote the key in between (KV revision);
+   * on a concurrent write it reads again. Replicas and people share keys.
+   */
+  async #compareAndSet<R>(key: string, decide: (cur: Decision | undefined) => Promise<{ write?: Decision; result: R }> | { write?: Decision; result: R }): Promise<R> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const e = await this.#kv.get(key);
       const cur = e && e.operation === 'PUT' ? parseDecisionValue(e.value) : undefined;
-      if (cur && Date.parse(cur.expiresAt) >= Date.parse(d.expiresAt)) return { status: 'existing', decision: cur };
+      const { write, result } = await decide(cur);
+      if (write === undefined) return result;
       try {
-        if (e) await this.#kv.update(key, JSON.stringify(d), e.revision);
-        else await this.#kv.create(key, JSON.stringify(d));
-        return { status: 'created', decision: d };
+        if (e) await this.#kv.update(key, JSON.stringify(write), e.revision);
+        else await this.#kv.create(key, JSON.stringify(write));
+        return result;
       } catch (err) {
         if (!isConflict(err)) throw err;
+        // Another replica or person wrote this key a moment ago: read it again.
       }
     }
     throw new Error(`decision ${key} kept changing under concurrent writers`);

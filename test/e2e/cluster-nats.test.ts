@@ -6,9 +6,8 @@
  * decisions KV bucket and enforces a new quarantine within 2 s.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -22,11 +21,9 @@ import { ALERTS_FILE, readAlertLines } from '../../src/analyzer/sinks/alerts-log
 import type { Alert } from '../../src/analyzer/types.ts';
 import { verifyAuditDir } from '../../src/audit/verify.ts';
 import { DecisionsKv, openDecisionsBucket } from '../../src/stream/decisions-kv.ts';
-import { MODEL } from '../helpers/gateway.ts';
+import { spawnCluster } from '../helpers/cluster.ts';
 import { eventually, natsSkip, readStream, useNatsSuite, type NatsServer } from '../helpers/nats.ts';
 import { makeTestPki, type TestPki } from '../helpers/pki.ts';
-
-const BIN = new URL('../../bin/meshgate.js', import.meta.url).pathname;
 
 describe('a 2-worker gateway on NATS JetStream', { skip: natsSkip() }, () => {
   let nats: NatsServer;
@@ -67,27 +64,8 @@ describe('a 2-worker gateway on NATS JetStream', { skip: natsSkip() }, () => {
     pki = await makeTestPki(join(dir, 'certs'));
     upstream = createServer((req, res) => { upstreamSockets.add(req.socket.remotePort ?? 0); req.resume(); res.end('ok'); }).listen(0, '127.0.0.1');
     await once(upstream, 'listening');
-    writeFileSync(join(dir, 'model.conf'), MODEL);
-    writeFileSync(join(dir, 'policy.csv'), 'p, reader, /orders, GET, allow\ng, alice, reader\n');
-    writeFileSync(join(dir, 'meshgate.yaml'), `listen: { host: 127.0.0.1, port: 0 }
-admin: { host: 127.0.0.1, port: 0, token: t }
-upstream: { url: "http://127.0.0.1:${(upstream.address() as AddressInfo).port}" }
-tls: { cert: certs/gateway.crt, key: certs/gateway.key, clientCa: certs/ca.crt, trustDomains: [mesh.local] }
-jwt:
-  issuers:
-    - { issuer: "https://issuer.mesh.local", audiences: [orders], jwksFile: certs/jwks.json, algorithms: [ES256] }
-authz: { model: model.conf, policy: policy.csv }
-routes: [{ match: { pathPrefix: / }, auth: mtls+jwt }]
-audit:
-  dir: audit
-  fsyncInterval: 100ms
-  sink: { nats: { servers: ["${nats.url}"], service: orders, partitions: 4 } }
-analyzer: { enabled: false }
-workers: 2
-`);
-    child = spawn(process.execPath, [BIN, 'run', '-c', join(dir, 'meshgate.yaml')], { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout?.on('data', (c: Buffer) => { output += c.toString(); });
-    child.stderr?.on('data', (c: Buffer) => { output += c.toString(); });
+    const audit = `{ dir: audit, fsyncInterval: 100ms, sink: { nats: { servers: ["${nats.url}"], service: orders, partitions: 4 } } }`;
+    child = spawnCluster(dir, (upstream.address() as AddressInfo).port, audit, (t) => { output += t; });
     await eventually(() => {
       const listening = output.split('\n').filter((l) => l.includes('"meshgate listening"'));
       const primary = /.*"meshgate primary started".*/.exec(output)?.[0] ?? '';

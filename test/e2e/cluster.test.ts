@@ -5,7 +5,7 @@
  * every worker, and a clean drain on SIGTERM.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -16,10 +16,9 @@ import { after, before, test } from 'node:test';
 import { Agent, request } from 'undici';
 import { verifyAuditDir } from '../../src/audit/verify.ts';
 import { DecisionStore } from '../../src/decisions/decision-store.ts';
-import { MODEL } from '../helpers/gateway.ts';
+import { spawnCluster } from '../helpers/cluster.ts';
 import { makeTestPki, type TestPki } from '../helpers/pki.ts';
 
-const BIN = new URL('../../bin/meshgate.js', import.meta.url).pathname;
 let dir: string;
 let pki: TestPki;
 let upstream: Server;
@@ -55,24 +54,7 @@ before(async () => {
   pki = await makeTestPki(join(dir, 'certs'));
   upstream = createServer((req, res) => { req.resume(); res.end('ok'); }).listen(0, '127.0.0.1');
   await once(upstream, 'listening');
-  writeFileSync(join(dir, 'model.conf'), MODEL);
-  writeFileSync(join(dir, 'policy.csv'), 'p, reader, /orders, GET, allow\ng, alice, reader\n');
-  writeFileSync(join(dir, 'meshgate.yaml'), `listen: { host: 127.0.0.1, port: 0 }
-admin: { host: 127.0.0.1, port: 0, token: t }
-upstream: { url: "http://127.0.0.1:${(upstream.address() as AddressInfo).port}" }
-tls: { cert: certs/gateway.crt, key: certs/gateway.key, clientCa: certs/ca.crt, trustDomains: [mesh.local] }
-jwt:
-  issuers:
-    - { issuer: "https://issuer.mesh.local", audiences: [orders], jwksFile: certs/jwks.json, algorithms: [ES256] }
-authz: { model: model.conf, policy: policy.csv }
-routes: [{ match: { pathPrefix: / }, auth: mtls+jwt }]
-audit: { dir: audit }
-analyzer: { enabled: false }
-workers: 2
-`);
-  child = spawn(process.execPath, [BIN, 'run', '-c', join(dir, 'meshgate.yaml')], { stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout?.on('data', (c: Buffer) => { output += c.toString(); });
-  child.stderr?.on('data', (c: Buffer) => { output += c.toString(); });
+  child = spawnCluster(dir, (upstream.address() as AddressInfo).port, '{ dir: audit }', (t) => { output += t; });
   await until(async () => {
     const listening = output.split('\n').filter((l) => l.includes('"meshgate listening"'));
     const primary = /"meshgate primary started".*|.*"meshgate primary started"/.exec(output)?.[0] ?? '';
