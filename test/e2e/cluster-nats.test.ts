@@ -14,14 +14,13 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { Agent, request } from 'undici';
 import type { AuditRecord } from '../../src/audit/event.ts';
 import { readAuditEvents } from '../../src/audit/read-events.ts';
 import { ALERTS_FILE, readAlertLines } from '../../src/analyzer/sinks/alerts-log.ts';
 import type { Alert } from '../../src/analyzer/types.ts';
 import { verifyAuditDir } from '../../src/audit/verify.ts';
 import { DecisionsKv, openDecisionsBucket } from '../../src/stream/decisions-kv.ts';
-import { spawnCluster } from '../helpers/cluster.ts';
+import { freshRequest, spawnCluster } from '../helpers/cluster.ts';
 import { eventually, natsSkip, readStream, useNatsSuite, type NatsServer } from '../helpers/nats.ts';
 import { makeTestPki, type TestPki } from '../helpers/pki.ts';
 
@@ -38,17 +37,10 @@ describe('a 2-worker gateway on NATS JetStream', { skip: natsSkip() }, () => {
   let output = '';
   const upstreamSockets = new Set<number>();
 
-  async function fresh(path: string, token: string): Promise<{ status: number; reason?: string }> {
-    // A new connection each time, so the cluster spreads them over the workers (round robin).
-    const agent = new Agent({ connect: { ca: pki.ca.certPem, cert: pki.client.certPem, key: pki.client.keyPem, servername: 'localhost' } });
-    try {
-      const r = await request(`https://localhost:${port}${path}`, { dispatcher: agent, headers: { authorization: `Bearer ${token}` } });
-      const body = await r.body.text();
-      sent++;
-      return { status: r.statusCode, reason: r.statusCode >= 400 ? (JSON.parse(body) as { reason: string }).reason : undefined };
-    } finally {
-      await agent.close();
-    }
+  async function fresh(path: string, token: string): Promise<{ status: number; reason?: string | undefined }> {
+    const r = await freshRequest(pki, port, path, token);
+    sent++;
+    return r;
   }
 
   const metrics = async (): Promise<string> => (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();

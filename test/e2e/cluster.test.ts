@@ -13,10 +13,9 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { Agent, request } from 'undici';
 import { verifyAuditDir } from '../../src/audit/verify.ts';
 import { DecisionStore } from '../../src/decisions/decision-store.ts';
-import { spawnCluster } from '../helpers/cluster.ts';
+import { freshRequest, spawnCluster } from '../helpers/cluster.ts';
 import { makeTestPki, type TestPki } from '../helpers/pki.ts';
 
 let dir: string;
@@ -28,17 +27,10 @@ let adminPort = 0;
 let sent = 0;
 let output = '';
 
-async function fresh(path: string, token: string): Promise<{ status: number; reason?: string }> {
-  // A new connection each time, so the cluster spreads them over the workers.
-  const agent = new Agent({ connect: { ca: pki.ca.certPem, cert: pki.client.certPem, key: pki.client.keyPem, servername: 'localhost' } });
-  try {
-    const r = await request(`https://localhost:${port}${path}`, { dispatcher: agent, headers: { authorization: `Bearer ${token}` } });
-    const body = await r.body.text();
-    sent++;
-    return { status: r.statusCode, reason: r.statusCode >= 400 ? (JSON.parse(body) as { reason: string }).reason : undefined };
-  } finally {
-    await agent.close();
-  }
+async function fresh(path: string, token: string): Promise<{ status: number; reason?: string | undefined }> {
+  const r = await freshRequest(pki, port, path, token);
+  sent++;
+  return r;
 }
 
 async function until(check: () => Promise<boolean>, ms = 5000): Promise<void> {

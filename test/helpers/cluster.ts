@@ -6,7 +6,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Agent, request } from 'undici';
 import { MODEL } from './gateway.ts';
+import type { TestPki } from './pki.ts';
 
 const BIN = new URL('../../bin/meshgate.js', import.meta.url).pathname;
 
@@ -31,4 +33,19 @@ workers: 2
   child.stdout?.on('data', (c: Buffer) => onOutput(c.toString()));
   child.stderr?.on('data', (c: Buffer) => onOutput(c.toString()));
   return child;
+}
+
+/**
+ * One GET over a new mTLS connection (so that the cluster spreads requests
+ * over its workers, round robin): the status and, for a refusal, its reason.
+ */
+export async function freshRequest(pki: TestPki, port: number, path: string, token: string): Promise<{ status: number; reason?: string | undefined }> {
+  const agent = new Agent({ connect: { ca: pki.ca.certPem, cert: pki.client.certPem, key: pki.client.keyPem, servername: 'localhost' } });
+  try {
+    const r = await request(`https://localhost:${port}${path}`, { dispatcher: agent, headers: { authorization: `Bearer ${token}` } });
+    const body = await r.body.text();
+    return { status: r.statusCode, reason: r.statusCode >= 400 ? (JSON.parse(body) as { reason: string }).reason : undefined };
+  } finally {
+    await agent.close();
+  }
 }
