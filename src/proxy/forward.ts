@@ -37,9 +37,11 @@ export function upstreamError(e: unknown): MeshgateError {
 
 /**
  * Writes one upstream response into the client's response: status and
- * headers (hop-by-hop dropped, security headers filled in), then the body
- * with backpressure both ways. A client that goes away aborts the upstream
- * request.
+ * headers (hop-by-hop dropped, security headers filled in, our request id),
+ * then the body with backpressure both ways. Settles once the response has
+ * been handed to the client's socket ('finish'), as undici's stream() did: a
+ * client that goes away before that aborts the upstream request, or — when
+ * the upstream had already finished — is recorded as client_closed_request.
  */
 class ResponseRelay implements Dispatcher.DispatchHandler {
   readonly #state: RequestState;
@@ -48,6 +50,8 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   readonly #reject: (e: MeshgateError) => void;
   #controller: Dispatcher.DispatchController | undefined;
   #started = false;
+  /** The upstream response is complete and res.end() was called. */
+  #ended = false;
   #settled = false;
 
   constructor(state: RequestState, res: ServerResponse, resolve: () => void, reject: (e: MeshgateError) => void) {
@@ -59,10 +63,20 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   }
 
   readonly #onClose = (): void => {
-    if (!this.#res.writableFinished) this.#controller?.abort(new MeshgateError(Errors.GW_CLIENT_CLOSED));
+    if (this.#res.writableFinished) return;
+    const gone = new MeshgateError(Errors.GW_CLIENT_CLOSED);
+    if (this.#ended) {
+      // The upstream finished, the client did not get all of it.
+      this.#state.error = gone;
+      this.#settle();
+      return;
+    }
+    this.#controller?.abort(gone);
   };
 
   readonly #onDrain = (): void => { this.#controller?.resume(); };
+
+  readonly #onFinish = (): void => { this.#settle(); };
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.#controller = controller;
@@ -76,14 +90,16 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     const out: (string | string[])[] = [];
     for (const k in upstreamHeaders) {
       const v = upstreamHeaders[k];
-      if (v !== undefined && !RESPONSE_DROP.has(k)) out.push(k, v);
+      // The request id is ours: an upstream's copy must not come first in the client's view.
+      if (v !== undefined && !RESPONSE_DROP.has(k) && k !== 'x-request-id') out.push(k, v);
     }
     const sec = securityHeaders();
     for (const k in sec) if (upstreamHeaders[k] === undefined) out.push(k, sec[k] as string);
     out.push('x-request-id', state.id);
+    // If writeHead throws (a header Node refuses), nothing was sent: the caller answers 502.
+    this.#res.writeHead(statusCode, out as string[]);
     state.status = statusCode;
     this.#started = true;
-    this.#res.writeHead(statusCode, out as string[]);
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -95,29 +111,37 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
+    this.#ended = true;
+    this.#res.off('drain', this.#onDrain);
     this.#res.end();
-    this.#finish();
-    this.#resolve();
+    if (this.#res.writableFinished) this.#settle();
+    else if (this.#res.destroyed) this.#onClose(); // gone already: no 'finish' will come
+    else this.#res.once('finish', this.#onFinish);
   }
 
   onResponseError(_c: Dispatcher.DispatchController, e: Error): void {
-    this.#finish();
+    // After the end (a throw in onResponseEnd makes undici report it here), the response is already settled or settling.
+    if (this.#ended || this.#settled) return;
     const err = upstreamError(e);
     if (!this.#started) {
-      this.#reject(err);
+      this.#settle(err);
       return;
     }
     // Headers are gone; the only honest signal left is an aborted stream.
     this.#state.error = err;
     this.#res.destroy();
-    this.#resolve();
+    this.#settle();
   }
 
-  #finish(): void {
+  /** Resolves (or rejects with `err`) once, and removes every listener this relay added. */
+  #settle(err?: MeshgateError): void {
     if (this.#settled) return;
     this.#settled = true;
     this.#res.off('close', this.#onClose);
     this.#res.off('drain', this.#onDrain);
+    this.#res.off('finish', this.#onFinish);
+    if (err) this.#reject(err);
+    else this.#resolve();
   }
 }
 

@@ -235,4 +235,13 @@ describe('failures in the middle of a response', () => {
     assert.match(String(ev[0]?.reason), /^upstream_/);
     assert.equal(ev[0]?.bytesOut, 1000);
   });
+
+  test('the client sees one x-request-id, the audited one, even when the service sends its own', async () => {
+    h.setUpstream((req, res) => { req.resume(); res.writeHead(200, { 'x-request-id': 'chosen-by-the-service', 'content-length': 2 }); res.end('ok'); });
+    const r = await request(h.url('/orders/rid'), { dispatcher: h.dispatcher(), headers: { authorization: `Bearer ${alice}` } });
+    await r.body.text();
+    const ev = (await h.auditEvents()).filter((e) => e.path === '/orders/rid');
+    assert.equal(ev.length, 1);
+    assert.equal(r.headers['x-request-id'], ev[0]?.id);
+  });
 });
