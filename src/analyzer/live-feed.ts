@@ -51,26 +51,35 @@ export class LiveChunks {
     this.#signal();
   }
 
-  /** The oldest chunk; waits up to `timeoutMs` for one. Undefined on timeout, once closed, or when `signal` aborts. */
-  async take(signal?: AbortSignal, timeoutMs = Infinity): Promise<LiveChunk | undefined> {
-    if (this.#closed || signal?.aborted) return undefined;
-    if (this.#queue.length === 0) {
-      await new Promise<void>((resolve) => {
-        const done = (): void => {
-          clearTimeout(timer);
-          signal?.removeEventListener('abort', done);
-          this.#wake = undefined;
-          resolve();
-        };
-        const timer = Number.isFinite(timeoutMs) ? setTimeout(done, timeoutMs) : undefined;
-        this.#wake = done;
-        signal?.addEventListener('abort', done, { once: true });
-      });
-    }
-    if (this.#closed || signal?.aborted) return undefined;
+  /** The oldest chunk, left in place; undefined when there is none. */
+  peek(): LiveChunk | undefined {
+    return this.#queue[0];
+  }
+
+  /** Removes the oldest chunk (the one `peek` returned). */
+  shift(): void {
     const c = this.#queue.shift();
     if (c) this.#bytes -= c.bytes.byteLength;
-    return c;
+  }
+
+  /** Resolves once a chunk is queued, after `timeoutMs`, on close or when `signal` aborts. */
+  async wait(signal?: AbortSignal, timeoutMs = Infinity): Promise<void> {
+    if (this.#queue.length > 0 || this.#closed || signal?.aborted) return;
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        this.#wake = undefined;
+        resolve();
+      };
+      const timer = Number.isFinite(timeoutMs) ? setTimeout(done, timeoutMs) : undefined;
+      this.#wake = done;
+      signal?.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  get closed(): boolean {
+    return this.#closed;
   }
 
   close(): void {
@@ -97,9 +106,15 @@ export async function* followLive(dir: string, live: LiveChunks, opts: FollowOpt
   let next = opts.fromSeq ?? 1;
   const batchSize = opts.batchSize ?? 1024;
   const pollMs = opts.pollMs ?? 250;
+  const stopped = (): boolean => opts.signal?.aborted === true || live.closed;
 
-  /** Reads records next..target-1 from the files (they are written: a chunk or the tail says so). */
-  async function* fromDisk(target: number): AsyncGenerator<AuditRecord[]> {
+  /**
+   * Reads from the files, with one follower for the whole catch-up, until
+   * the oldest queued chunk continues where the files got to — that chunk
+   * may move on while we read, as the bound drops older ones — or, with no
+   * chunk queued, past `atLeast`.
+   */
+  async function* fromDisk(atLeast: number): AsyncGenerator<AuditRecord[]> {
     const stop = new AbortController();
     const onAbort = (): void => stop.abort();
     opts.signal?.addEventListener('abort', onAbort, { once: true });
@@ -110,7 +125,9 @@ export async function* followLive(dir: string, live: LiveChunks, opts: FollowOpt
           yield fresh;
           next = (fresh[fresh.length - 1] as AuditRecord).seq + 1;
         }
-        if (next >= target) break;
+        const head = live.peek();
+        if (head ? head.firstSeq <= next : next > atLeast) break;
+        if (stopped()) break;
       }
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);
@@ -119,17 +136,20 @@ export async function* followLive(dir: string, live: LiveChunks, opts: FollowOpt
   }
 
   for (;;) {
-    const chunk = await live.take(opts.signal, pollMs);
-    if (opts.signal?.aborted) return;
+    await live.wait(opts.signal, pollMs);
+    if (stopped()) return;
+    const chunk = live.peek();
     if (chunk === undefined) {
       const tail = await latestRecord(dir).catch(() => undefined);
-      if (tail !== undefined && tail.seq >= next) yield* fromDisk(tail.seq + 1);
+      if (tail !== undefined && tail.seq >= next) yield* fromDisk(tail.seq);
       continue;
     }
-    if (chunk.lastSeq < next) continue;
     // A gap: those records were written before this chunk was handed over, so the files have them.
-    if (chunk.firstSeq > next) yield* fromDisk(chunk.firstSeq);
-    if (opts.signal?.aborted) return;
+    if (chunk.firstSeq > next) {
+      yield* fromDisk(chunk.firstSeq - 1);
+      continue;
+    }
+    live.shift();
     if (chunk.lastSeq < next) continue;
     let batch: AuditRecord[] = [];
     const text = Buffer.from(chunk.bytes.buffer, chunk.bytes.byteOffset, chunk.bytes.byteLength);
@@ -146,5 +166,9 @@ export async function* followLive(dir: string, live: LiveChunks, opts: FollowOpt
     }
     if (batch.length > 0) yield batch;
     next = chunk.lastSeq + 1;
+    // Back to the event loop between chunks: otherwise a queue of chunks is
+    // worked off in microtasks alone, and the port's messages (new chunks,
+    // 'stop') and timers wait — unbounded in the port instead of bounded here.
+    await new Promise<void>((resolve) => setImmediate(resolve));
   }
 }
