@@ -135,3 +135,27 @@ test('records already in the log are processed without waiting for new traffic',
   const recs = await collect(followLive(dir, live, { signal: ac.signal, pollMs: 30 }), 25, ac);
   assert.deepEqual(recs.map((r) => r.seq), seqs(25));
 });
+
+test('working off a backlog of chunks lets the event loop turn (port messages, stop), rather than running on microtasks alone', async (t) => {
+  const dir = path.join(tmp(t), 'audit');
+  const w = await writer(dir);
+  const live = new LiveChunks();
+  w.onWritten((c) => live.push({ ...c, bytes: new Uint8Array(c.bytes) }));
+  for (let i = 1; i <= 50; i++) {
+    w.append(auditEvent(i));
+    await w.flush(); // one chunk per record: a backlog of 50 chunks
+  }
+  let turned = false;
+  setImmediate(() => { turned = true; });
+  const ac = new AbortController();
+  let sawTurnBeforeEnd = false;
+  let n = 0;
+  for await (const b of followLive(dir, live, { signal: ac.signal, pollMs: 1000 })) {
+    n += b.length;
+    if (n < 50 && turned) sawTurnBeforeEnd = true;
+    if (n >= 50) break;
+  }
+  ac.abort();
+  await w.close();
+  assert.ok(sawTurnBeforeEnd, 'the event loop ran while the backlog was being worked off');
+});
