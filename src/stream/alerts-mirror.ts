@@ -27,6 +27,7 @@ import { silentLogger, type Logger } from '../core/log.ts';
 import type { ComponentStatus } from '../core/status.ts';
 import { writeJsonAtomic } from '../decisions/write-json-atomic.ts';
 import { ensureAlertsStream } from './analyzer-outputs.ts';
+import { alertSubject } from './subjects.ts';
 
 /** Cursor file name inside the analyzer state folder. */
 export const ALERTS_MIRROR_CURSOR = 'nats-alerts-cursor.json';
@@ -96,16 +97,42 @@ async function readMirrorCursor(file: string, log: Logger): Promise<MirrorCursor
   return undefined;
 }
 
-function asAlert(data: Uint8Array): Alert | undefined {
+/** Largest alert message mirrored; an analyzer's alerts are a few KB (evidence is bounded). */
+const MAX_ALERT_BYTES = 64 * 1024;
+const SEVERITIES: ReadonlySet<string> = new Set(['low', 'medium', 'high', 'critical']);
+const SCOPES: ReadonlySet<string> = new Set(['spiffe', 'sub', 'jti', 'cert', 'ip']);
+
+const str = (v: unknown, max: number): v is string => typeof v === 'string' && v.length <= max;
+const optStr = (v: unknown, max: number): boolean => v === undefined || str(v, max);
+
+/**
+ * The alert in a message of the alerts stream, rebuilt from its known members
+ * only, or undefined. Anyone allowed to publish on the alerts subjects writes
+ * into every gateway's alerts.jsonl (and so the UI and CLI): size, types and
+ * lengths are checked, unknown members dropped, and the subject must be the
+ * one the analyzer publishes that rule's alerts on.
+ */
+export function asAlert(data: Uint8Array, subject: string, subjectPrefix: string): Alert | undefined {
+  if (data.byteLength > MAX_ALERT_BYTES) return undefined;
+  let v: Record<string, unknown>;
   try {
-    const v = JSON.parse(Buffer.from(data).toString('utf8')) as Record<string, unknown>;
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
-    const ok = typeof v['id'] === 'string' && typeof v['rule'] === 'string' && typeof v['scope'] === 'string' && typeof v['value'] === 'string'
-      && typeof v['count'] === 'number' && typeof v['lastSeen'] === 'string' && Array.isArray(v['evidence']);
-    return ok ? (v as unknown as Alert) : undefined;
+    v = JSON.parse(Buffer.from(data).toString('utf8')) as Record<string, unknown>;
   } catch {
     return undefined;
   }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
+  const evidence = v['evidence'];
+  const ok = v['v'] === 1 && str(v['id'], 256) && str(v['rule'], 256) && typeof v['severity'] === 'string' && SEVERITIES.has(v['severity'])
+    && str(v['title'], 1024) && typeof v['scope'] === 'string' && SCOPES.has(v['scope']) && str(v['value'], 16 * 1024)
+    && str(v['firstSeen'], 64) && str(v['lastSeen'], 64) && Number.isSafeInteger(v['count']) && (v['count'] as number) >= 0
+    && Array.isArray(evidence) && evidence.length <= 1000 && evidence.every((e) => str(e, 256))
+    && str(v['summary'], 4096) && optStr(v['decisionId'], 256) && optStr(v['windowEnd'], 64)
+    && (v['revision'] === undefined || Number.isSafeInteger(v['revision']));
+  if (!ok || subject !== alertSubject(subjectPrefix, v['rule'] as string)) return undefined;
+  const keep = ['v', 'id', 'rule', 'severity', 'title', 'scope', 'value', 'firstSeen', 'lastSeen', 'count', 'evidence', 'decisionId', 'summary', 'windowEnd', 'revision'];
+  const out: Record<string, unknown> = {};
+  for (const k of keep) if (v[k] !== undefined) out[k] = v[k];
+  return out as unknown as Alert;
 }
 
 /** Bounded memory of recent emission keys (a Set in insertion order). */
@@ -174,7 +201,7 @@ export async function startAlertsMirror(opts: AlertsMirrorOptions): Promise<Aler
     lastError = undefined;
     for await (const m of messages) {
       if (m.seq <= seq) continue;
-      const alert = asAlert(m.data);
+      const alert = asAlert(m.data, m.subject, opts.subjectPrefix);
       if (!alert) {
         c.invalid++;
         log.error({ stream: opts.stream, seq: m.seq, subject: m.subject }, 'message in the alerts stream is not an alert; skipped');

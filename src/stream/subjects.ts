@@ -10,6 +10,7 @@
  * (`last_by_subj`) after a crash or an outage, whatever other replicas of
  * the same service publish.
  */
+import { createHash } from 'node:crypto';
 
 /** Partition of `identity` among `partitions`: FNV-1a (32-bit) over its UTF-8 bytes, mod partitions. */
 export function partitionOf(identity: string, partitions: number): number {
@@ -70,6 +71,15 @@ export function subjectCovers(cover: string, pattern: string): boolean {
 
 /** KV keys allow `[-/_=.a-zA-Z0-9]`: values (SPIFFE IDs, IPv6 addresses, subs) are base64url-encoded. */
 export function decisionKey(scope: string, value: string, simulated: boolean): string {
-  const k = `${scope}.${Buffer.from(value, 'utf8').toString('base64url') || '_'}`;
+  const encoded = Buffer.from(value, 'utf8').toString('base64url') || '_';
+  // A KV key is a subject token: past the server's control-line limit (4 KB in
+  // all) a write disconnects the client. A long value (a verified token's sub
+  // or jti may be kilobytes) is keyed by its SHA-256 instead; the stored
+  // decision carries the value, and `scope.h.<hash>` has a token count no
+  // plain key has.
+  const k = encoded.length <= MAX_ENCODED_VALUE ? `${scope}.${encoded}` : `${scope}.h.${createHash('sha256').update(value, 'utf8').digest('base64url')}`;
   return simulated ? `${k}.sim` : k;
 }
+
+/** Longest base64url value kept in a decision key as is. */
+const MAX_ENCODED_VALUE = 512;

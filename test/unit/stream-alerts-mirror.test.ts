@@ -12,7 +12,7 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ALERTS_FILE, readAlertLines } from '../../src/analyzer/sinks/alerts-log.ts';
 import type { Alert } from '../../src/analyzer/types.ts';
-import { ALERTS_MIRROR_CURSOR, startAlertsMirror } from '../../src/stream/alerts-mirror.ts';
+import { ALERTS_MIRROR_CURSOR, asAlert, startAlertsMirror } from '../../src/stream/alerts-mirror.ts';
 import { ensureAlertsStream } from '../../src/stream/analyzer-outputs.ts';
 import { alertSubject } from '../../src/stream/subjects.ts';
 import { natsSkip, useNatsSuite } from '../helpers/nats.ts';
@@ -25,6 +25,20 @@ function alert(i: number, count = 5): Alert {
     count, evidence: [`e-${i}`], summary: `${count} events`,
   };
 }
+
+test('only well-formed alerts of the right subject and size are mirrored, with unknown members dropped', () => {
+  const a = alert(1);
+  const subject = alertSubject('mg.alerts', a.rule);
+  const enc = (v: unknown): Uint8Array => Buffer.from(JSON.stringify(v));
+  assert.deepEqual(asAlert(enc(a), subject, 'mg.alerts'), a);
+  assert.deepEqual(asAlert(enc({ ...a, injected: 'x'.repeat(100) }), subject, 'mg.alerts'), a, 'unknown members are not copied');
+  assert.equal(asAlert(enc(a), alertSubject('mg.alerts', 'other-rule'), 'mg.alerts'), undefined, 'a rule published on another rule\'s subject');
+  assert.equal(asAlert(enc({ ...a, summary: 'x'.repeat(70_000) }), subject, 'mg.alerts'), undefined, 'over 64 KB');
+  assert.equal(asAlert(enc({ ...a, severity: 'urgent' }), subject, 'mg.alerts'), undefined);
+  assert.equal(asAlert(enc({ ...a, count: -1 }), subject, 'mg.alerts'), undefined);
+  assert.equal(asAlert(enc({ ...a, evidence: [7] }), subject, 'mg.alerts'), undefined);
+  assert.equal(asAlert(Buffer.from('not json'), subject, 'mg.alerts'), undefined);
+});
 
 describe('alerts mirror', { skip: natsSkip() }, () => {
   let nc: NatsConnection;

@@ -74,6 +74,16 @@ describe('names on the wire', () => {
     assert.equal(decisionKey('ip', '10.0.0.1', true), `${decisionKey('ip', '10.0.0.1', false)}.sim`);
   });
 
+  test('a value too long for a subject token (a kilobytes-long token sub) is keyed by its hash: short, distinct, stable', () => {
+    const long = (c: string): string => c.repeat(6000);
+    const a = decisionKey('sub', long('a'), false);
+    assert.ok(a.length < 100, `key length ${a.length}`);
+    assert.match(a, /^sub\.h\.[-_a-zA-Z0-9]{43}$/);
+    assert.equal(decisionKey('sub', long('a'), false), a);
+    assert.notEqual(decisionKey('sub', long('b'), false), a);
+    assert.equal(decisionKey('sub', long('a'), true), `${a}.sim`);
+  });
+
   test('ack subjects of both JetStream formats are parsed; anything else is refused', () => {
     assert.deepEqual(parseAckSubject('$JS.ACK.AUDIT.c-p1.1.42.7.1700000000123456789.3'), { deliveries: 1, streamSeq: 42, deliverySeq: 7, storedAtMs: 1700000000123, pending: 3 });
     assert.deepEqual(parseAckSubject('$JS.ACK.hub.ACC123.AUDIT.c-p1.2.42.7.1700000000123456789.0.r4nd'), { deliveries: 2, streamSeq: 42, deliverySeq: 7, storedAtMs: 1700000000123, pending: 0 });
