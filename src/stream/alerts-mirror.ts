@@ -33,6 +33,8 @@ import { alertSubject } from './subjects.ts';
 export const ALERTS_MIRROR_CURSOR = 'nats-alerts-cursor.json';
 
 export interface AlertsMirrorOptions {
+  /** How often a running mirror checks that its stream was not deleted and created again (default 5000 ms). */
+  readonly recreateCheckMs?: number;
   /** A reconnecting connection (a promise while NATS has not been reached yet). */
   readonly connection: NatsConnection | Promise<NatsConnection>;
   /** `audit.sink.nats.analyzer.alertsStream` and `alertsSubjectPrefix`. */
@@ -195,34 +197,48 @@ export async function startAlertsMirror(opts: AlertsMirrorOptions): Promise<Aler
     const consumer = await jetstream(nc).consumers.get(opts.stream, {
       ...(seq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: seq + 1 } : { deliver_policy: DeliverPolicy.All }),
     });
-    messages = await consumer.consume({ max_messages: 256 });
-    if (closed) messages.stop();
+    const consumed = await consumer.consume({ max_messages: 256 });
+    messages = consumed;
+    if (closed) consumed.stop();
     state = 'ok';
     lastError = undefined;
-    for await (const m of messages) {
-      if (m.seq <= seq) continue;
-      const alert = asAlert(m.data, m.subject, opts.subjectPrefix);
-      if (!alert) {
-        c.invalid++;
-        log.error({ stream: opts.stream, seq: m.seq, subject: m.subject }, 'message in the alerts stream is not an alert; skipped');
-      } else {
-        const key = emissionKey(alert);
-        if (replay.has(key) || recent.has(key)) c.duplicates++;
-        else {
-          alertsLog.emit(alert);
-          c.mirrored++;
+    // A stream deleted and created again under a running ordered consumer stalls it
+    // without an error: look every few seconds, and start over from the new stream's start.
+    let recreated = false;
+    const watchdog = setInterval(() => {
+      void jsm.streams.info(opts.stream).then((i) => {
+        if (i.created !== created) { recreated = true; consumed.stop(); }
+      }, () => { /* unreachable now: the consumer reports that itself */ });
+    }, opts.recreateCheckMs ?? 5000);
+    try {
+      for await (const m of consumed) {
+        if (m.seq <= seq) continue;
+        const alert = asAlert(m.data, m.subject, opts.subjectPrefix);
+        if (!alert) {
+          c.invalid++;
+          log.error({ stream: opts.stream, seq: m.seq, subject: m.subject }, 'message in the alerts stream is not an alert; skipped');
+        } else {
+          const key = emissionKey(alert);
+          if (replay.has(key) || recent.has(key)) c.duplicates++;
+          else {
+            alertsLog.emit(alert);
+            c.mirrored++;
+          }
+          remember(key);
         }
-        remember(key);
+        seq = m.seq;
+        if (seq >= replayUntil && replay.size > 0) replay = new Set();
+        // Awaited inside the loop: nothing is emitted between the flush and the offset the cursor records.
+        if (m.info.pending === 0 || Date.now() - savedAt >= saveEveryMs) await save(created);
+        for (let i = waiters.length - 1; i >= 0; i--) {
+          const w = waiters[i] as { seq: number; resolve: () => void };
+          if (seq >= w.seq && savedSeq >= w.seq) { waiters.splice(i, 1); w.resolve(); }
+        }
       }
-      seq = m.seq;
-      if (seq >= replayUntil && replay.size > 0) replay = new Set();
-      // Awaited inside the loop: nothing is emitted between the flush and the offset the cursor records.
-      if (m.info.pending === 0 || Date.now() - savedAt >= saveEveryMs) await save(created);
-      for (let i = waiters.length - 1; i >= 0; i--) {
-        const w = waiters[i] as { seq: number; resolve: () => void };
-        if (seq >= w.seq && savedSeq >= w.seq) { waiters.splice(i, 1); w.resolve(); }
-      }
+    } finally {
+      clearInterval(watchdog);
     }
+    if (recreated) throw new Error('alerts stream re-created while mirroring');
     if (seq !== savedSeq) await save(created);
   };
 

@@ -157,6 +157,25 @@ describe('alerts mirror', { skip: natsSkip() }, () => {
     assert.equal(m.stats().duplicates, 1);
   });
 
+  test('a stream deleted and created again while the mirror runs is mirrored from its start, without duplicates', async () => {
+    const s = await setup();
+    for (let i = 0; i < 3; i++) await s.publish(alert(i));
+    const m = await startAlertsMirror({ connection: nc, stream: s.stream, subjectPrefix: s.prefix, dir: s.dir, saveEveryMs: 0, recreateCheckMs: 100 });
+    try {
+      await m.waitFor(3);
+      const jsm = await jetstreamManager(nc);
+      await jsm.streams.delete(s.stream);
+      await ensureAlertsStream(jsm, s.stream, s.prefix);
+      await s.publish(alert(1)); // already in alerts.jsonl: recognised, not appended again
+      for (let i = 3; i < 6; i++) await s.publish(alert(i));
+      const deadline = Date.now() + 15_000;
+      while ((await s.lines()).length < 6 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(await s.lines(), ['a-0:5', 'a-1:5', 'a-2:5', 'a-3:5', 'a-4:5', 'a-5:5']);
+    } finally {
+      await m.close();
+    }
+  });
+
   test('a mirror started before NATS is reachable stops cleanly and keeps alerts.jsonl intact', async () => {
     const dir = path.join(root, 'unreachable');
     mkdirSync(dir, { recursive: true });
