@@ -15,16 +15,29 @@
  */
 import type { Decision, Exception } from '../analyzer/types.ts';
 
+/**
+ * Where an entry was written in the store's own order (a KV revision), when
+ * known. Timestamps alone can be backdated — a skewed clock on the host that
+ * made the exception, or anyone allowed to write exception keys — and must
+ * never lift a decision that was stored before the exception existed.
+ */
+export type WriteOrder = (entry: Decision | Exception) => number | undefined;
+
 /** The exception that makes `d` unenforceable (see the file comment), if any. */
-export function exceptionCovering(d: Decision, exceptions: readonly Exception[]): Exception | undefined {
+export function exceptionCovering(d: Decision, exceptions: readonly Exception[], order?: WriteOrder): Exception | undefined {
   if (d.origin === 'manual') return undefined;
   const at = Date.parse(d.createdAt);
-  return exceptions.find((x) => (x.rule === d.origin || x.rule === '*') && x.scope === d.scope && x.value === d.value
-    && Date.parse(x.createdAt) <= at && at < Date.parse(x.expiresAt));
+  const written = order?.(d);
+  return exceptions.find((x) => {
+    if (!((x.rule === d.origin || x.rule === '*') && x.scope === d.scope && x.value === d.value)) return false;
+    const xWritten = order?.(x);
+    if (written !== undefined && xWritten !== undefined && written < xWritten) return false;
+    return Date.parse(x.createdAt) <= at && at < Date.parse(x.expiresAt);
+  });
 }
 
 /** `decisions` without those an exception covers. */
-export function withoutExcepted(decisions: readonly Decision[], exceptions: readonly Exception[]): Decision[] {
+export function withoutExcepted(decisions: readonly Decision[], exceptions: readonly Exception[], order?: WriteOrder): Decision[] {
   if (exceptions.length === 0) return [...decisions];
-  return decisions.filter((d) => exceptionCovering(d, exceptions) === undefined);
+  return decisions.filter((d) => exceptionCovering(d, exceptions, order) === undefined);
 }

@@ -66,6 +66,8 @@ export async function watchDecisionsKv(opts: WatchDecisionsKvOptions): Promise<D
   /** Bucket key → its decision or exception (one map, so a key's delete removes whichever it held). */
   type Entry = Decision | Exception;
   const current = new Map<string, Entry>();
+  /** The KV revision each entry was read at: the store's own write order (excepted-decisions.ts). */
+  const revisions = new WeakMap<Entry, number>();
   let closed = false;
   let stopWatch: (() => void) | undefined;
   let cacheWrite = Promise.resolve();
@@ -77,7 +79,7 @@ export async function watchDecisionsKv(opts: WatchDecisionsKvOptions): Promise<D
       if ('rule' in e) exceptions.push(e);
       else decisions.push(e);
     }
-    const enforced = withoutExcepted(decisions, exceptions);
+    const enforced = withoutExcepted(decisions, exceptions, (e) => revisions.get(e));
     opts.table.replace({ v: 1, decisions: enforced, exceptions });
     status.loaded(String(enforced.length));
     opts.onUpdate?.(enforced);
@@ -122,8 +124,10 @@ export async function watchDecisionsKv(opts: WatchDecisionsKvOptions): Promise<D
       }
       const exception = isExceptionKey(e.key);
       const d = exception ? parseExceptionValue(e.value) : parseDecisionValue(e.value);
-      if (d) into.set(e.key, d);
-      else {
+      if (d) {
+        revisions.set(d, e.revision);
+        into.set(e.key, d);
+      } else {
         const what = exception ? 'exception' : 'decision';
         status.failed(`invalid ${what} under key ${e.key}`);
         log.error({ bucket: opts.bucket, key: e.key }, `invalid ${what} in the KV bucket; ignored`);

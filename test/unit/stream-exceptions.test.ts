@@ -6,7 +6,7 @@
  * operates on the bucket when the config has audit.sink.nats.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, test } from 'node:test';
@@ -55,6 +55,17 @@ test('an exception covers rule decisions ordered during its life, never earlier 
   ];
   for (const [what, d] of cases) assert.equal(exceptionCovering(d, [x]), undefined, what);
   assert.deepEqual(withoutExcepted([ruleDecision(), ruleDecision({ id: 'd-m', origin: 'manual' })], [x]).map((d) => d.id), ['d-m']);
+});
+
+test('a decision stored before the exception stays in force whatever the exception\'s timestamp says (a backdated exception)', () => {
+  const d = ruleDecision();
+  const backdated = exception({ createdAt: iso(T0 - 60_000) });
+  const order = new Map<object, number>([[d, 5], [backdated, 9]]);
+  const writeOrder = (e: Decision | Exception): number | undefined => order.get(e);
+  assert.equal(exceptionCovering(d, [backdated], writeOrder), undefined, 'written before the exception: enforced');
+  // A replica that wrote the decision after the exception entered the store, before it saw it: dropped.
+  order.set(d, 12);
+  assert.equal(exceptionCovering(d, [backdated], writeOrder)?.id, 'x-1');
 });
 
 describe('exceptions in the decisions bucket', { skip: natsSkip() }, () => {
@@ -143,16 +154,25 @@ describe('exceptions in the decisions bucket', { skip: natsSkip() }, () => {
     const earlier = ruleDecision({ id: 'd-early', value: 'early', createdAt: iso(now - 60_000), expiresAt: iso(now + HOUR) });
     const raced = ruleDecision({ id: 'd-raced', value: 'raced', createdAt: iso(now + 10), expiresAt: iso(now + HOUR) });
     await kv.put(earlier);
-    await kv.put(raced);
     await kv.put({ ...ruleDecision({ id: 'd-manual', value: 'raced', origin: 'manual', createdAt: iso(now + 10), expiresAt: iso(now + HOUR) }), scope: 'jti' });
     const table = new QuarantineTable();
     const cacheFile = path.join(root, `kv-cache-${n}.json`);
     const watch = await watchDecisionsKv({ connection: nc, bucket: cfg.decisionsBucket, table, cacheFile });
-    assert.ok(table.match({ sub: 'raced' }, now + 1000), 'no exception yet: enforced');
-    // The exceptions the replica would have honoured had it seen them in time.
+    assert.ok(table.match({ sub: 'early' }, now + 1000), 'no exception yet: enforced');
+    // The exceptions the replica would have honoured had it seen them in time …
     await kv.addException({ rule: '*', scope: 'sub', value: 'raced', durationMs: HOUR }, now);
     await kv.addException({ rule: 'brute-force', scope: 'sub', value: 'early', durationMs: HOUR }, now);
-    await eventually(() => table.match({ sub: 'raced' }, now + 1000) === undefined, 'the exception to lift the raced decision', 2000);
+    // … and the decision it wrote a moment later anyway, for an event inside the exception.
+    await kv.put(raced);
+    const seenInCache = (): boolean => {
+      try {
+        return (JSON.parse(readFileSync(cacheFile, 'utf8')) as { decisions: Decision[] }).decisions.some((d) => d.id === 'd-raced');
+      } catch {
+        return false;
+      }
+    };
+    await eventually(() => seenInCache(), 'the gateway to see the raced decision', 2000);
+    assert.equal(table.match({ sub: 'raced' }, now + 1000), undefined, 'stored after the exception, for an event it covers: not enforced');
     assert.equal(table.match({ sub: 'early' }, now + 1000)?.id, 'd-early', 'a decision in force before the exception stays');
     assert.equal(table.match({ jti: 'raced' }, now + 1000)?.id, 'd-manual', 'manual decisions are never excepted');
     // A gateway restarting from the cache file honours the exceptions too.
