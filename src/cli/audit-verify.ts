@@ -10,6 +10,19 @@ import { checkHead, type AuditHead } from '../audit/head.ts';
 import { verifyAuditDir } from '../audit/verify.ts';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, type CliIO } from './command.ts';
 
+/** The one audit DIR argument of `meshgate audit <sub>`, resolved against the cwd; a usage error unless it is a readable folder. */
+export async function auditDirArg(positionals: string[], io: CliIO, sub: string): Promise<string> {
+  if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? `audit ${sub} needs the audit DIR` : `audit ${sub} takes exactly one DIR`);
+  const dir = path.resolve(io.cwd, positionals[0] as string);
+  try {
+    if (!(await stat(dir)).isDirectory()) throw new UsageError(`${dir} is not a directory`);
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(`cannot read audit dir ${dir}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  return dir;
+}
+
 /** `meshgate audit verify --help`. */
 export const VERIFY_HELP = `Usage: meshgate audit verify DIR [--anchor FILE] [--json]
 
@@ -55,14 +68,7 @@ export async function runVerify(argv: string[], io: CliIO): Promise<number> {
     io.stdout.write(VERIFY_HELP);
     return EXIT_OK;
   }
-  if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'audit verify needs the audit DIR' : 'audit verify takes exactly one DIR');
-  const dir = path.resolve(io.cwd, positionals[0] as string);
-  try {
-    if (!(await stat(dir)).isDirectory()) throw new UsageError(`${dir} is not a directory`);
-  } catch (err) {
-    if (err instanceof UsageError) throw err;
-    throw new UsageError(`cannot read audit dir ${dir}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
-  }
+  const dir = await auditDirArg(positionals, io, 'verify');
   const anchor = values.anchor === undefined ? undefined : await readAnchor(path.resolve(io.cwd, values.anchor));
   let result;
   try {

@@ -2,8 +2,6 @@
  * `meshgate audit <sub>`: audit log tools. Each subcommand is one entry of
  * SUBCOMMANDS (query and tail join `verify` there).
  */
-import { stat } from 'node:fs/promises';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { aggregate, GROUP_BY, isGroupBy } from '../audit/query/aggregate.ts';
 import type { AuditFilter } from '../audit/query/filter.ts';
@@ -14,7 +12,7 @@ import { queryAudit, recordsOf, type QueryProgress, type QueryStats } from '../a
 import { DAMAGE_KEPT, type DamagedLine, type QueryHit } from '../audit/query/scan.ts';
 import { EventTable, groupTable } from '../audit/query/table.ts';
 import { TextSink } from '../audit/query/text-sink.ts';
-import { runVerify, VERIFY_HELP } from './audit-verify.ts';
+import { auditDirArg, runVerify, VERIFY_HELP } from './audit-verify.ts';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, dispatchSubcommand, type CliIO, type Command, type Subcommand } from './command.ts';
 
 
@@ -97,18 +95,6 @@ function countFlag(name: string, v: string | undefined, dflt: number): number {
   if (v === undefined) return dflt;
   if (!/^\d{1,9}$/.test(v)) throw new UsageError(`--${name}: ${JSON.stringify(v)} is not a whole number`);
   return Number(v);
-}
-
-async function auditDirArg(positionals: string[], io: CliIO, sub: string): Promise<string> {
-  if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? `audit ${sub} needs the audit DIR` : `audit ${sub} takes exactly one DIR`);
-  const dir = path.resolve(io.cwd, positionals[0] as string);
-  try {
-    if (!(await stat(dir)).isDirectory()) throw new UsageError(`${dir} is not a directory`);
-  } catch (err) {
-    if (err instanceof UsageError) throw err;
-    throw new UsageError(`cannot read audit dir ${dir}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
-  }
-  return dir;
 }
 
 /** Terminal facts of a stream (PassThrough in tests may pretend). */
