@@ -4,9 +4,9 @@
  * stopped. Written atomically, and only after the alerts raised up to that
  * point are fsynced in alerts.jsonl (whose length then is `alertsOffset`).
  */
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { writeJsonAtomic } from '../decisions/write-json-atomic.ts';
+import { readTextIfExists } from '../core/read-if-exists.ts';
 
 /** File name inside the analyzer state folder. */
 export const CURSOR_FILE = 'cursor.json';
@@ -36,13 +36,8 @@ export function cursorPath(dir: string): string {
  */
 export async function readCursor(dir: string): Promise<Cursor | undefined> {
   const file = cursorPath(dir);
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
+  const text = await readTextIfExists(file);
+  if (text === undefined) return undefined;
   let c: Partial<Cursor>;
   try {
     c = JSON.parse(text) as Partial<Cursor>;

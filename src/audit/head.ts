@@ -2,9 +2,10 @@
  * HEAD.json, the checkpoint: the newest record known to be durable. It is
  * what makes removal of the newest records detectable (docs/audit-events.md).
  */
-import { open, readFile, rename, type FileHandle } from 'node:fs/promises';
+import { open, rename, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { segmentNumber } from './chain.ts';
+import { readTextIfExists } from '../core/read-if-exists.ts';
 
 /** The checkpoint file in the audit dir. */
 export const HEAD_FILE = 'HEAD.json';
@@ -35,13 +36,8 @@ export function checkHead(value: unknown): AuditHead | string {
  * present but not a valid checkpoint. Other I/O errors throw.
  */
 export async function readHead(dir: string): Promise<AuditHead | string | undefined> {
-  let text: string;
-  try {
-    text = await readFile(path.join(dir, HEAD_FILE), 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
+  const text = await readTextIfExists(path.join(dir, HEAD_FILE));
+  if (text === undefined) return undefined;
   try {
     return checkHead(JSON.parse(text));
   } catch {

@@ -7,10 +7,11 @@
  * event id; a cursor that ran ahead would lose events, so it is only ever
  * advanced after acknowledgements.
  */
-import { open, readFile, rename } from 'node:fs/promises';
+import { open, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import type { LogPosition } from './log-tail.ts';
+import { readTextIfExists } from '../core/read-if-exists.ts';
 
 /** The cursor file's content. */
 export interface ShipperCursor {
@@ -38,13 +39,8 @@ const cursorSchema = z.strictObject({
 
 /** Reads the cursor; undefined when there is none. A damaged file is an Error naming it (never silently reset). */
 export async function readCursor(file: string): Promise<ShipperCursor | undefined> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
+  const text = await readTextIfExists(file);
+  if (text === undefined) return undefined;
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
